@@ -1,0 +1,421 @@
+//! Decoding and validation of the event contract (contract §1).
+//!
+//! A line or message value is parsed once into [`RawEvent`], whose fields
+//! borrow from the input and accept any JSON type, so that validation can
+//! name the offending field instead of reporting a serde position. Then the
+//! type-specific rules run and produce an [`Event`] or a [`DecodeError`].
+
+use crate::event::{fingerprint, Author, Body, Event, SurveyKind};
+use crate::intern::{Interner, Sym};
+use crate::time::{from_epoch_millis, parse_rfc3339, Micros};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
+
+/// Why an input was rejected. The reason names the field where there is one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not valid JSON: {0}")]
+    NotJson(String),
+    #[error("not a JSON object")]
+    NotAnObject,
+    #[error("field `{0}`: duplicate field")]
+    DuplicateField(String),
+    #[error("field `{field}`: missing")]
+    Missing { field: &'static str },
+    #[error("field `{field}`: expected {expected}, got {got}")]
+    Mistyped {
+        field: &'static str,
+        expected: &'static str,
+        got: &'static str,
+    },
+    #[error("field `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl DecodeError {
+    /// The field the error is about, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            DecodeError::NotJson(_) | DecodeError::NotAnObject => None,
+            DecodeError::DuplicateField(f) => Some(f),
+            DecodeError::Missing { field }
+            | DecodeError::Mistyped { field, .. }
+            | DecodeError::Invalid { field, .. } => Some(field),
+        }
+    }
+
+    /// A short, stable label for metrics (`invalid_events_total{reason=…}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecodeError::NotJson(_) => "not_json",
+            DecodeError::NotAnObject => "not_object",
+            DecodeError::DuplicateField(_) => "duplicate_field",
+            DecodeError::Missing { .. } => "missing_field",
+            DecodeError::Mistyped { .. } => "mistyped_field",
+            DecodeError::Invalid { field: "type", .. } => "unknown_type",
+            DecodeError::Invalid { .. } => "invalid_value",
+        }
+    }
+}
+
+/// A JSON value as seen by validation: scalars kept (strings borrowed when
+/// unescaped), arrays and objects skipped.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub enum Field<'a> {
+    #[default]
+    Absent,
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    Array,
+    Object,
+}
+
+impl Field<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Field::Absent => "nothing",
+            Field::Null => "null",
+            Field::Bool(_) => "a boolean",
+            Field::Int(_) | Field::UInt(_) => "an integer",
+            Field::Float(_) => "a non-integer number",
+            Field::Str(_) => "a string",
+            Field::Array => "an array",
+            Field::Object => "an object",
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Field::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Field::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(match i64::try_from(v) {
+                    Ok(i) => Field::Int(i),
+                    Err(_) => Field::UInt(v),
+                })
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Field::Float(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Field::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Field::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Field::Array)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Field::Object)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Every field of every event type; unknown fields are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawEvent<'a> {
+    #[serde(borrow)]
+    pub event_id: Field<'a>,
+    #[serde(borrow, rename = "type")]
+    pub kind: Field<'a>,
+    #[serde(borrow)]
+    pub ts: Field<'a>,
+    #[serde(borrow)]
+    pub region: Field<'a>,
+    #[serde(borrow)]
+    pub channel: Field<'a>,
+    #[serde(borrow)]
+    pub ticket_id: Field<'a>,
+    #[serde(borrow)]
+    pub customer_id: Field<'a>,
+    #[serde(borrow)]
+    pub author: Field<'a>,
+    #[serde(borrow)]
+    pub public: Field<'a>,
+    #[serde(borrow)]
+    pub agent_id: Field<'a>,
+    #[serde(borrow)]
+    pub chat_id: Field<'a>,
+    #[serde(borrow)]
+    pub survey: Field<'a>,
+    #[serde(borrow)]
+    pub score: Field<'a>,
+    #[serde(borrow)]
+    pub checkout_id: Field<'a>,
+    #[serde(borrow)]
+    pub order_id: Field<'a>,
+    #[serde(borrow)]
+    pub value: Field<'a>,
+    #[serde(borrow)]
+    pub subscription_id: Field<'a>,
+}
+
+/// Parses bytes into a [`RawEvent`].
+pub fn parse(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
+    serde_json::from_slice::<RawEvent>(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => {
+                let msg = e.to_string();
+                match msg.strip_prefix("duplicate field `") {
+                    Some(rest) => DecodeError::DuplicateField(
+                        rest.split('`').next().unwrap_or_default().to_owned(),
+                    ),
+                    None => DecodeError::NotAnObject,
+                }
+            }
+            _ => DecodeError::NotJson(e.to_string()),
+        }
+    })
+}
+
+/// Decodes and validates one event.
+pub fn decode(bytes: &[u8], interner: &mut Interner) -> Result<Event, DecodeError> {
+    let raw = parse(bytes)?;
+    validate(&raw, interner)
+}
+
+fn mistyped(field: &'static str, expected: &'static str, got: &Field) -> DecodeError {
+    DecodeError::Mistyped {
+        field,
+        expected,
+        got: got.type_name(),
+    }
+}
+
+/// A required string field (`null` counts as missing).
+fn req_str<'f>(field: &'static str, f: &'f Field) -> Result<&'f str, DecodeError> {
+    match f {
+        Field::Str(s) => Ok(s),
+        Field::Absent | Field::Null => Err(DecodeError::Missing { field }),
+        other => Err(mistyped(field, "a string", other)),
+    }
+}
+
+/// An optional string field (`null` counts as absent).
+fn opt_str<'f>(field: &'static str, f: &'f Field) -> Result<Option<&'f str>, DecodeError> {
+    match f {
+        Field::Absent | Field::Null => Ok(None),
+        Field::Str(s) => Ok(Some(s)),
+        other => Err(mistyped(field, "a string", other)),
+    }
+}
+
+fn req_id(field: &'static str, f: &Field) -> Result<u128, DecodeError> {
+    req_str(field, f).map(fingerprint)
+}
+
+fn opt_sym(field: &'static str, f: &Field, interner: &mut Interner) -> Result<Sym, DecodeError> {
+    Ok(match opt_str(field, f)? {
+        Some(v) => interner.intern(v),
+        None => Sym::UNKNOWN,
+    })
+}
+
+fn parse_ts(f: &Field) -> Result<Micros, DecodeError> {
+    const FIELD: &str = "ts";
+    match f {
+        Field::Str(s) => parse_rfc3339(s).ok_or_else(|| DecodeError::Invalid {
+            field: FIELD,
+            reason: format!("{s:?} is not an RFC 3339 timestamp with offset"),
+        }),
+        Field::Int(ms) => from_epoch_millis(*ms).ok_or_else(|| DecodeError::Invalid {
+            field: FIELD,
+            reason: format!("epoch milliseconds {ms} out of range"),
+        }),
+        Field::UInt(ms) => Err(DecodeError::Invalid {
+            field: FIELD,
+            reason: format!("epoch milliseconds {ms} out of range"),
+        }),
+        Field::Absent | Field::Null => Err(DecodeError::Missing { field: FIELD }),
+        other => Err(mistyped(
+            FIELD,
+            "an RFC 3339 string or integer epoch milliseconds",
+            other,
+        )),
+    }
+}
+
+/// Applies the contract's rules to a parsed event.
+pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, DecodeError> {
+    let event_id = req_str("event_id", &raw.event_id)?;
+    if event_id.is_empty() {
+        return Err(DecodeError::Invalid {
+            field: "event_id",
+            reason: "must not be empty".into(),
+        });
+    }
+    let kind = req_str("type", &raw.kind)?;
+    let ts = parse_ts(&raw.ts)?;
+    let region = opt_sym("region", &raw.region, interner)?;
+    let mut channel = opt_sym("channel", &raw.channel, interner)?;
+
+    let body = match kind {
+        "ticket.opened" => {
+            let ticket = req_id("ticket_id", &raw.ticket_id)?;
+            req_str("customer_id", &raw.customer_id)?;
+            channel = interner.intern(req_str("channel", &raw.channel)?);
+            Body::TicketOpened { ticket }
+        }
+        "ticket.replied" => {
+            let ticket = req_id("ticket_id", &raw.ticket_id)?;
+            let author = match req_str("author", &raw.author)? {
+                "agent" => Author::Agent,
+                "customer" => Author::Customer,
+                "bot" => Author::Bot,
+                other => {
+                    return Err(DecodeError::Invalid {
+                        field: "author",
+                        reason: format!("{other:?} is not one of agent, customer, bot"),
+                    })
+                }
+            };
+            let public = match &raw.public {
+                Field::Absent | Field::Null => true,
+                Field::Bool(b) => *b,
+                other => return Err(mistyped("public", "a boolean", other)),
+            };
+            let agent = if author == Author::Agent {
+                interner.intern(req_str("agent_id", &raw.agent_id)?)
+            } else {
+                opt_sym("agent_id", &raw.agent_id, interner)?
+            };
+            Body::TicketReplied {
+                ticket,
+                author,
+                public,
+                agent,
+            }
+        }
+        "ticket.resolved" => Body::TicketResolved {
+            ticket: req_id("ticket_id", &raw.ticket_id)?,
+            agent: opt_sym("agent_id", &raw.agent_id, interner)?,
+        },
+        "ticket.reopened" => Body::TicketReopened {
+            ticket: req_id("ticket_id", &raw.ticket_id)?,
+        },
+        "chat.requested" => {
+            let chat = req_id("chat_id", &raw.chat_id)?;
+            req_str("customer_id", &raw.customer_id)?;
+            Body::ChatRequested { chat }
+        }
+        "chat.agent_joined" => Body::ChatAgentJoined {
+            chat: req_id("chat_id", &raw.chat_id)?,
+            agent: interner.intern(req_str("agent_id", &raw.agent_id)?),
+        },
+        "chat.ended" => Body::ChatEnded {
+            chat: req_id("chat_id", &raw.chat_id)?,
+        },
+        "survey.submitted" => {
+            let survey = match req_str("survey", &raw.survey)? {
+                "csat" => SurveyKind::Csat,
+                "nps" => SurveyKind::Nps,
+                "ces" => SurveyKind::Ces,
+                other => {
+                    return Err(DecodeError::Invalid {
+                        field: "survey",
+                        reason: format!("{other:?} is not one of csat, nps, ces"),
+                    })
+                }
+            };
+            let score = match &raw.score {
+                Field::Int(n) => *n,
+                Field::UInt(n) => i64::try_from(*n).unwrap_or(i64::MAX),
+                Field::Absent | Field::Null => return Err(DecodeError::Missing { field: "score" }),
+                other => return Err(mistyped("score", "an integer", other)),
+            };
+            let (lo, hi) = survey.range();
+            if !(lo..=hi).contains(&score) {
+                return Err(DecodeError::Invalid {
+                    field: "score",
+                    reason: format!("{score} is out of range {lo}..={hi} for this survey"),
+                });
+            }
+            req_str("customer_id", &raw.customer_id)?;
+            Body::SurveySubmitted {
+                survey,
+                score: score as u8,
+                agent: opt_sym("agent_id", &raw.agent_id, interner)?,
+            }
+        }
+        "checkout.started" => {
+            let checkout = req_id("checkout_id", &raw.checkout_id)?;
+            req_str("customer_id", &raw.customer_id)?;
+            Body::CheckoutStarted { checkout }
+        }
+        "checkout.completed" => {
+            let checkout = req_id("checkout_id", &raw.checkout_id)?;
+            req_str("order_id", &raw.order_id)?;
+            let value = match &raw.value {
+                Field::Int(n) => *n as f64,
+                Field::UInt(n) => *n as f64,
+                Field::Float(v) => *v,
+                Field::Absent | Field::Null => return Err(DecodeError::Missing { field: "value" }),
+                other => return Err(mistyped("value", "a number", other)),
+            };
+            if !(value >= 0.0 && value.is_finite()) {
+                return Err(DecodeError::Invalid {
+                    field: "value",
+                    reason: format!("{value} is negative"),
+                });
+            }
+            Body::CheckoutCompleted { checkout, value }
+        }
+        "subscription.started" => {
+            let subscription = req_id("subscription_id", &raw.subscription_id)?;
+            req_str("customer_id", &raw.customer_id)?;
+            Body::SubscriptionStarted { subscription }
+        }
+        "subscription.renewed" => Body::SubscriptionRenewed {
+            subscription: req_id("subscription_id", &raw.subscription_id)?,
+        },
+        "subscription.cancelled" => Body::SubscriptionCancelled {
+            subscription: req_id("subscription_id", &raw.subscription_id)?,
+        },
+        other => {
+            return Err(DecodeError::Invalid {
+                field: "type",
+                reason: format!("unknown event type {other:?}"),
+            })
+        }
+    };
+    Ok(Event {
+        id: fingerprint(event_id),
+        ts,
+        region,
+        channel,
+        body,
+    })
+}

@@ -1,0 +1,409 @@
+//! Entity state (tickets, chats, carts, subscriptions) and the KPI rules.
+//!
+//! Each event updates the state of its entity and yields [`Observation`]s;
+//! this is the only place that knows what an event means for a KPI, one
+//! small rule per event type. Events naming an entity with no state are
+//! orphans. State is dropped by [`Entities::evict`] once idle for the TTL.
+
+use super::accum::Update;
+use super::churn::SubscriptionBase;
+use super::kpi::Kpi;
+use super::windows::{Dims, Observation};
+use crate::event::{Author, Body, Event, Fp, SurveyKind};
+use crate::intern::Sym;
+use crate::time::{Micros, MICROS_PER_SEC};
+use ahash::AHashMap;
+use serde::{Deserialize, Serialize};
+
+/// Thresholds of the KPI rules (`[kpi]` config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KpiRules {
+    pub service_level_threshold: Micros,
+    pub short_abandon_threshold: Micros,
+    pub cart_abandon_after: Micros,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TicketState {
+    opened_at: Micros,
+    channel: Sym,
+    region: Sym,
+    /// Public agent replies before the first resolve (for FCR).
+    agent_replies: u32,
+    first_reply_seen: bool,
+    ever_resolved: bool,
+    resolved: bool,
+    last_seen: Micros,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatState {
+    requested_at: Micros,
+    region: Sym,
+    /// First join: time and agent.
+    joined: Option<(Micros, Sym)>,
+    ended: bool,
+    last_seen: Micros,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CartOutcome {
+    Pending,
+    Completed,
+    Abandoned,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CartState {
+    channel: Sym,
+    region: Sym,
+    outcome: CartOutcome,
+    last_seen: Micros,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscriptionState {
+    region: Sym,
+    active: bool,
+    last_seen: Micros,
+}
+
+/// What applying an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Ok,
+    /// The event names an entity with no state; it changed nothing.
+    Orphan,
+}
+
+/// All entity state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Entities {
+    tickets: AHashMap<Fp, TicketState>,
+    chats: AHashMap<Fp, ChatState>,
+    carts: AHashMap<Fp, CartState>,
+    subscriptions: AHashMap<Fp, SubscriptionState>,
+}
+
+fn secs(d: Micros) -> f64 {
+    d as f64 / MICROS_PER_SEC as f64
+}
+
+/// Collects observations of one event.
+struct Emit<'a> {
+    t: Micros,
+    obs: &'a mut Vec<Observation>,
+}
+
+impl Emit<'_> {
+    fn at(&mut self, kpi: Kpi, dims: Dims, update: Update) {
+        self.obs.push(Observation {
+            t: self.t,
+            kpi,
+            dims,
+            update,
+        });
+    }
+}
+
+/// A cart-abandonment timer to schedule: `(due time, checkout)`.
+pub type CartTimer = (Micros, Fp);
+
+impl Entities {
+    /// Applies one event. `clock` is the processing clock (the change point
+    /// for the subscription base); new cart timers are pushed to `timers`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply(
+        &mut self,
+        ev: &Event,
+        clock: Micros,
+        rules: &KpiRules,
+        base: &mut SubscriptionBase,
+        obs: &mut Vec<Observation>,
+        timers: &mut Vec<CartTimer>,
+    ) -> Applied {
+        let t = ev.ts;
+        let mut emit = Emit { t, obs };
+        let u = Sym::UNKNOWN;
+        match ev.body {
+            Body::TicketOpened { ticket } => {
+                emit.at(
+                    Kpi::TicketsOpened,
+                    [ev.channel, ev.region, u],
+                    Update::Count,
+                );
+                self.tickets.entry(ticket).or_insert(TicketState {
+                    opened_at: t,
+                    channel: ev.channel,
+                    region: ev.region,
+                    agent_replies: 0,
+                    first_reply_seen: false,
+                    ever_resolved: false,
+                    resolved: false,
+                    last_seen: t,
+                });
+            }
+            Body::TicketReplied {
+                ticket,
+                author,
+                public,
+                agent,
+            } => {
+                let Some(s) = self.tickets.get_mut(&ticket) else {
+                    return Applied::Orphan;
+                };
+                s.last_seen = s.last_seen.max(t);
+                if author == Author::Agent && public {
+                    if !s.first_reply_seen {
+                        s.first_reply_seen = true;
+                        let wait = secs(t - s.opened_at);
+                        emit.at(
+                            Kpi::FirstReplyTime,
+                            [s.channel, s.region, agent],
+                            Update::Sample(wait),
+                        );
+                    }
+                    if !s.ever_resolved {
+                        s.agent_replies += 1;
+                    }
+                }
+            }
+            Body::TicketResolved { ticket, agent } => {
+                let Some(s) = self.tickets.get_mut(&ticket) else {
+                    return Applied::Orphan;
+                };
+                s.last_seen = s.last_seen.max(t);
+                if !s.resolved {
+                    s.resolved = true;
+                    emit.at(Kpi::ReopenRate, [s.channel, s.region, u], Update::Count);
+                    if !s.ever_resolved {
+                        s.ever_resolved = true;
+                        let dims = [s.channel, s.region, agent];
+                        emit.at(
+                            Kpi::FirstResolutionTime,
+                            dims,
+                            Update::Sample(secs(t - s.opened_at)),
+                        );
+                        emit.at(Kpi::FcrRate, dims, Update::Hit(s.agent_replies <= 1));
+                    }
+                }
+            }
+            Body::TicketReopened { ticket } => {
+                let Some(s) = self.tickets.get_mut(&ticket) else {
+                    return Applied::Orphan;
+                };
+                s.last_seen = s.last_seen.max(t);
+                if s.resolved {
+                    s.resolved = false;
+                    emit.at(Kpi::ReopenRate, [s.channel, s.region, u], Update::Numerator);
+                }
+            }
+            Body::ChatRequested { chat } => {
+                emit.at(Kpi::ChatsRequested, [u, ev.region, u], Update::Count);
+                self.chats.entry(chat).or_insert(ChatState {
+                    requested_at: t,
+                    region: ev.region,
+                    joined: None,
+                    ended: false,
+                    last_seen: t,
+                });
+            }
+            Body::ChatAgentJoined { chat, agent } => {
+                let Some(s) = self.chats.get_mut(&chat) else {
+                    return Applied::Orphan;
+                };
+                s.last_seen = s.last_seen.max(t);
+                if s.joined.is_none() && !s.ended {
+                    s.joined = Some((t, agent));
+                    let wait = t - s.requested_at;
+                    emit.at(
+                        Kpi::ChatWaitTime,
+                        [u, s.region, agent],
+                        Update::Sample(secs(wait)),
+                    );
+                    emit.at(
+                        Kpi::ChatAbandonmentRate,
+                        [u, s.region, u],
+                        Update::Hit(false),
+                    );
+                    let in_level = wait <= rules.service_level_threshold;
+                    emit.at(
+                        Kpi::ChatServiceLevel,
+                        [u, s.region, u],
+                        Update::Hit(in_level),
+                    );
+                }
+            }
+            Body::ChatEnded { chat } => {
+                let Some(s) = self.chats.get_mut(&chat) else {
+                    return Applied::Orphan;
+                };
+                s.last_seen = s.last_seen.max(t);
+                if !s.ended {
+                    s.ended = true;
+                    match s.joined {
+                        Some((joined_at, agent)) => {
+                            let handle = secs(t - joined_at);
+                            emit.at(
+                                Kpi::ChatHandleTime,
+                                [u, s.region, agent],
+                                Update::Sample(handle),
+                            );
+                        }
+                        None if t - s.requested_at >= rules.short_abandon_threshold => {
+                            emit.at(
+                                Kpi::ChatAbandonmentRate,
+                                [u, s.region, u],
+                                Update::Hit(true),
+                            );
+                            emit.at(Kpi::ChatServiceLevel, [u, s.region, u], Update::Hit(false));
+                        }
+                        None => {} // short abandon: left out of both rates
+                    }
+                }
+            }
+            Body::SurveySubmitted {
+                survey,
+                score,
+                agent,
+            } => {
+                let dims = [ev.channel, ev.region, agent];
+                let score = f64::from(score);
+                match survey {
+                    SurveyKind::Csat => {
+                        emit.at(Kpi::CsatRate, dims, Update::Hit(score >= 4.0));
+                        emit.at(Kpi::CsatMean, dims, Update::Value(score));
+                    }
+                    SurveyKind::Nps => {
+                        let s = if score >= 9.0 {
+                            1.0
+                        } else if score <= 6.0 {
+                            -1.0
+                        } else {
+                            0.0
+                        };
+                        emit.at(Kpi::Nps, dims, Update::Value(s));
+                    }
+                    SurveyKind::Ces => emit.at(Kpi::CesMean, dims, Update::Value(score)),
+                }
+            }
+            Body::CheckoutStarted { checkout } => {
+                let dims = [ev.channel, ev.region, u];
+                emit.at(Kpi::CheckoutsStarted, dims, Update::Count);
+                emit.at(Kpi::CheckoutConversionRate, dims, Update::Count);
+                if let std::collections::hash_map::Entry::Vacant(v) = self.carts.entry(checkout) {
+                    v.insert(CartState {
+                        channel: ev.channel,
+                        region: ev.region,
+                        outcome: CartOutcome::Pending,
+                        last_seen: t,
+                    });
+                    timers.push((t.saturating_add(rules.cart_abandon_after), checkout));
+                }
+            }
+            Body::CheckoutCompleted { checkout, value } => {
+                let Some(s) = self.carts.get_mut(&checkout) else {
+                    return Applied::Orphan;
+                };
+                s.last_seen = s.last_seen.max(t);
+                let dims = [ev.channel, ev.region, u];
+                emit.at(Kpi::OrdersCompleted, dims, Update::Count);
+                emit.at(Kpi::Revenue, dims, Update::Value(value));
+                emit.at(Kpi::AverageOrderValue, dims, Update::Value(value));
+                emit.at(Kpi::CheckoutConversionRate, dims, Update::Numerator);
+                if s.outcome == CartOutcome::Pending {
+                    s.outcome = CartOutcome::Completed;
+                    emit.at(
+                        Kpi::CartAbandonmentRate,
+                        [s.channel, s.region, u],
+                        Update::Hit(false),
+                    );
+                }
+            }
+            Body::SubscriptionStarted { subscription } => {
+                if let std::collections::hash_map::Entry::Vacant(v) =
+                    self.subscriptions.entry(subscription)
+                {
+                    v.insert(SubscriptionState {
+                        region: ev.region,
+                        active: true,
+                        last_seen: t,
+                    });
+                    base.change(clock, ev.region, 1);
+                }
+            }
+            Body::SubscriptionRenewed { subscription } => {
+                let Some(s) = self.subscriptions.get_mut(&subscription) else {
+                    return Applied::Orphan;
+                };
+                s.last_seen = s.last_seen.max(t);
+                if s.active {
+                    emit.at(Kpi::RenewalRate, [u, s.region, u], Update::Hit(true));
+                }
+            }
+            Body::SubscriptionCancelled { subscription } => {
+                let Some(s) = self.subscriptions.get_mut(&subscription) else {
+                    return Applied::Orphan;
+                };
+                s.last_seen = s.last_seen.max(t);
+                if s.active {
+                    s.active = false;
+                    let dims = [u, s.region, u];
+                    emit.at(Kpi::ChurnRate, dims, Update::Numerator);
+                    emit.at(Kpi::RenewalRate, dims, Update::Hit(false));
+                    base.change(clock, s.region, -1);
+                }
+            }
+        }
+        Applied::Ok
+    }
+
+    /// Fires a cart timer: a cart still pending is abandoned, observed at `due`.
+    pub fn cart_timer(&mut self, due: Micros, checkout: Fp, obs: &mut Vec<Observation>) {
+        if let Some(s) = self.carts.get_mut(&checkout) {
+            if s.outcome == CartOutcome::Pending {
+                s.outcome = CartOutcome::Abandoned;
+                s.last_seen = s.last_seen.max(due);
+                obs.push(Observation {
+                    t: due,
+                    kpi: Kpi::CartAbandonmentRate,
+                    dims: [s.channel, s.region, Sym::UNKNOWN],
+                    update: Update::Hit(true),
+                });
+            }
+        }
+    }
+
+    /// Drops entities not seen since `before` (event time). Pending carts are
+    /// kept until their timer has fired and active subscriptions are
+    /// never dropped. Returns how many were dropped.
+    pub fn evict(&mut self, before: Micros) -> usize {
+        let n = self.len();
+        self.tickets.retain(|_, s| s.last_seen >= before);
+        self.chats.retain(|_, s| s.last_seen >= before);
+        self.carts
+            .retain(|_, s| s.last_seen >= before || s.outcome == CartOutcome::Pending);
+        // An active subscription is part of the churn base however quiet it is.
+        self.subscriptions
+            .retain(|_, s| s.active || s.last_seen >= before);
+        n - self.len()
+    }
+
+    /// Open entities: tickets, chats, carts, subscriptions.
+    pub fn counts(&self) -> [usize; 4] {
+        [
+            self.tickets.len(),
+            self.chats.len(),
+            self.carts.len(),
+            self.subscriptions.len(),
+        ]
+    }
+
+    pub fn len(&self) -> usize {
+        self.counts().iter().sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

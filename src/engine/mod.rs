@@ -1,0 +1,466 @@
+//! The event-time KPI engine: pure, deterministic, no I/O, no clock.
+//!
+//! Input is `(partition, event)` plus the wall time the caller observed (used
+//! only for partition idleness); output is KPI records. In between:
+//!
+//! 1. [`Dedup`] drops repeated `event_id`s;
+//! 2. [`Watermarks`] track `max ts − max_out_of_orderness` per partition;
+//! 3. events at or above the watermark wait in an event-time-ordered buffer;
+//!    events below it are *late* and are applied at once;
+//! 4. processing walks time points in order: at each `t`, windows ending at
+//!    `t` fire, then events at `t` are applied (arrival order), then timers
+//!    due at `t` (creation order);
+//! 5. [`Entities`] turn events into observations, which [`WindowState`]s
+//!    aggregate in panes and emit as rows; late observations revise rows.
+//!
+//! All state is `serde`-serializable (see [`Engine::snapshot`]).
+
+pub mod accum;
+pub mod churn;
+pub mod dedup;
+pub mod entities;
+pub mod kpi;
+pub mod sketch;
+pub mod watermark;
+pub mod windows;
+
+use crate::decode::{decode, DecodeError};
+use crate::event::{Event, Fp};
+use crate::intern::Interner;
+use crate::record::KpiRecord;
+use crate::time::Micros;
+use churn::SubscriptionBase;
+use dedup::Dedup;
+use entities::{Applied, CartTimer, Entities, KpiRules};
+use kpi::Dim;
+use serde::{Deserialize, Serialize};
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use watermark::{PartitionId, Watermarks};
+use windows::{Dirty, GroupingSets, Observation, Row, WindowSpec, WindowState};
+
+/// Validated engine settings (built from the `[engine]` and `[kpi]` config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineSettings {
+    pub max_out_of_orderness: Micros,
+    pub allowed_lateness: Micros,
+    pub idle_timeout: Micros,
+    pub dedup_horizon: Micros,
+    /// Entity state idle for longer than this (event time) is dropped.
+    pub entity_ttl: Micros,
+    pub windows: Vec<WindowSpec>,
+    pub grouping_sets: Vec<Vec<Dim>>,
+    pub rules: KpiRules,
+}
+
+/// What the engine has seen, for logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Valid, non-duplicate events.
+    pub accepted: u64,
+    pub invalid: u64,
+    pub duplicates: u64,
+    /// Events that arrived below the watermark.
+    pub late: u64,
+    /// Late events dropped from at least one window (beyond `allowed_lateness`).
+    pub late_dropped: u64,
+    pub orphans: u64,
+    /// Records emitted, first revisions and later ones.
+    pub records: u64,
+    pub revisions: u64,
+    pub evicted_entities: u64,
+}
+
+/// What happened to one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Buffered, to be processed in event-time order.
+    Buffered,
+    /// Below the watermark: applied at once.
+    Late,
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    ts: Micros,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.ts, self.seq) == (other.ts, other.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.ts, self.seq).cmp(&(other.ts, other.seq))
+    }
+}
+
+/// The engine. See the module docs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Engine {
+    settings: EngineSettings,
+    interner: Interner,
+    watermarks: Watermarks,
+    /// Processing clock: every time point below it has been processed and
+    /// every window ending at or before it has fired.
+    clock: Micros,
+    buffer: BinaryHeap<Reverse<Pending>>,
+    timers: BinaryHeap<Reverse<(Micros, u64, Fp)>>,
+    seq: u64,
+    dedup: Dedup,
+    entities: Entities,
+    base: SubscriptionBase,
+    windows: Vec<WindowState>,
+    grouping: GroupingSets,
+    counters: Counters,
+    next_gc: Micros,
+    #[serde(skip)]
+    scratch: Scratch,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    obs: Vec<Observation>,
+    timers: Vec<CartTimer>,
+    dirty: Vec<Dirty>,
+    rows: Vec<Row>,
+}
+
+impl Engine {
+    pub fn new(settings: EngineSettings) -> Self {
+        Engine {
+            interner: Interner::default(),
+            watermarks: Watermarks::new(settings.max_out_of_orderness, settings.idle_timeout),
+            clock: Micros::MIN,
+            buffer: BinaryHeap::new(),
+            timers: BinaryHeap::new(),
+            seq: 0,
+            dedup: Dedup::new(settings.dedup_horizon),
+            entities: Entities::default(),
+            base: SubscriptionBase::default(),
+            windows: settings
+                .windows
+                .iter()
+                .cloned()
+                .map(WindowState::new)
+                .collect(),
+            grouping: GroupingSets::new(settings.grouping_sets.clone()),
+            counters: Counters::default(),
+            next_gc: Micros::MIN,
+            scratch: Scratch::default(),
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn interner(&self) -> &Interner {
+        &self.interner
+    }
+
+    /// The pipeline watermark.
+    pub fn watermark(&self) -> Micros {
+        self.watermarks.current()
+    }
+
+    pub fn watermarks(&self) -> &Watermarks {
+        &self.watermarks
+    }
+
+    /// Events waiting in the event-time buffer.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Open entity states: tickets, chats, carts, subscriptions.
+    pub fn entity_counts(&self) -> [usize; 4] {
+        self.entities.counts()
+    }
+
+    /// Registers an input partition (see [`Watermarks::assign`]).
+    pub fn assign(&mut self, p: PartitionId, wall: Micros) {
+        self.watermarks.assign(p, wall);
+    }
+
+    pub fn revoke(&mut self, p: PartitionId, out: &mut Vec<KpiRecord>) {
+        self.watermarks.revoke(p);
+        let w = self.watermarks.update();
+        self.advance(w, out);
+    }
+
+    /// Decodes and processes one raw input. Invalid input changes nothing
+    /// but the `invalid` counter (it still shows the partition is alive).
+    pub fn ingest(
+        &mut self,
+        p: PartitionId,
+        bytes: &[u8],
+        wall: Micros,
+        out: &mut Vec<KpiRecord>,
+    ) -> Result<Outcome, DecodeError> {
+        self.watermarks.activity(p, wall);
+        match decode(bytes, &mut self.interner) {
+            Ok(event) => Ok(self.process(p, event, wall, out)),
+            Err(e) => {
+                self.counters.invalid += 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// Decodes without processing (for callers that route invalid input first).
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<Event, DecodeError> {
+        decode(bytes, &mut self.interner)
+    }
+
+    /// Processes one valid event from partition `p`.
+    pub fn process(
+        &mut self,
+        p: PartitionId,
+        event: Event,
+        wall: Micros,
+        out: &mut Vec<KpiRecord>,
+    ) -> Outcome {
+        self.watermarks.activity(p, wall);
+        if self.dedup.check_and_insert(event.id, event.ts) {
+            self.counters.duplicates += 1;
+            return Outcome::Duplicate;
+        }
+        self.counters.accepted += 1;
+        let outcome = if event.ts < self.watermarks.current() {
+            self.counters.late += 1;
+            let dropped = self.apply(&event);
+            self.counters.late_dropped += u64::from(dropped);
+            self.emit_revisions(out);
+            Outcome::Late
+        } else {
+            self.seq += 1;
+            self.buffer.push(Reverse(Pending {
+                ts: event.ts,
+                seq: self.seq,
+                event,
+            }));
+            Outcome::Buffered
+        };
+        self.watermarks.observe(p, event.ts);
+        let w = self.watermarks.update();
+        self.advance(w, out);
+        outcome
+    }
+
+    /// Re-evaluates partition idleness at wall time `wall` and advances.
+    pub fn tick(&mut self, wall: Micros, out: &mut Vec<KpiRecord>) {
+        let w = self.watermarks.tick(wall);
+        self.advance(w, out);
+    }
+
+    /// End of input: processes every buffered event and pending timer in
+    /// time order, then fires every window that holds an observation.
+    pub fn finish(&mut self, out: &mut Vec<KpiRecord>) {
+        self.advance(Micros::MAX, out);
+    }
+
+    /// Applies one event now (in order or late): entity rules, timers,
+    /// window routing. Returns `true` if an observation was dropped from a
+    /// window beyond lateness.
+    fn apply(&mut self, event: &Event) -> bool {
+        let mut obs = std::mem::take(&mut self.scratch.obs);
+        let mut timers = std::mem::take(&mut self.scratch.timers);
+        let applied = self.entities.apply(
+            event,
+            self.clock.max(event.ts),
+            &self.settings.rules,
+            &mut self.base,
+            &mut obs,
+            &mut timers,
+        );
+        if applied == Applied::Orphan {
+            self.counters.orphans += 1;
+        }
+        for (due, checkout) in timers.drain(..) {
+            if due < self.clock {
+                // Already due (a very late start): fires at once.
+                self.entities.cart_timer(due, checkout, &mut obs);
+            } else {
+                self.seq += 1;
+                self.timers.push(Reverse((due, self.seq, checkout)));
+            }
+        }
+        let dropped = self.route(&obs);
+        obs.clear();
+        self.scratch.obs = obs;
+        self.scratch.timers = timers;
+        dropped
+    }
+
+    /// Sends observations to every window; returns `true` if one was dropped
+    /// from a window beyond lateness.
+    fn route(&mut self, obs: &[Observation]) -> bool {
+        let mut dropped = false;
+        let w = self.watermarks.current();
+        let lateness = self.settings.allowed_lateness;
+        for o in obs {
+            let mask = o.kpi.dims();
+            let mut dims = o.dims;
+            for d in Dim::ALL {
+                if mask & d.bit() == 0 {
+                    dims[d as usize] = crate::intern::Sym::UNKNOWN;
+                }
+            }
+            for (i, win) in self.windows.iter_mut().enumerate() {
+                dropped |= win.observe(
+                    i,
+                    o,
+                    &dims,
+                    &self.grouping,
+                    w,
+                    lateness,
+                    &self.base,
+                    &mut self.scratch.dirty,
+                );
+            }
+        }
+        dropped
+    }
+
+    fn emit_revisions(&mut self, out: &mut Vec<KpiRecord>) {
+        let mut dirty = std::mem::take(&mut self.scratch.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        let mut rows = std::mem::take(&mut self.scratch.rows);
+        for d in &dirty {
+            self.windows[d.window].reemit(d, &mut rows);
+        }
+        dirty.clear();
+        self.scratch.dirty = dirty;
+        self.counters.revisions += rows.iter().filter(|r| r.revision > 0).count() as u64;
+        self.flush_rows(&mut rows, out);
+        self.scratch.rows = rows;
+    }
+
+    fn flush_rows(&mut self, rows: &mut Vec<Row>, out: &mut Vec<KpiRecord>) {
+        self.counters.records += rows.len() as u64;
+        for row in rows.drain(..) {
+            out.push(KpiRecord::from_row(
+                row,
+                &self.settings.windows,
+                &self.grouping,
+                &self.interner,
+            ));
+        }
+    }
+
+    /// Processes every time point below `watermark` and fires every window
+    /// ending at or before it.
+    fn advance(&mut self, watermark: Micros, out: &mut Vec<KpiRecord>) {
+        if watermark <= self.clock {
+            return;
+        }
+        let mut rows = std::mem::take(&mut self.scratch.rows);
+        loop {
+            let next_event = self
+                .buffer
+                .peek()
+                .map(|p| p.0.ts)
+                .filter(|&t| t < watermark);
+            let next_timer = self
+                .timers
+                .peek()
+                .map(|t| t.0 .0)
+                .filter(|&t| t < watermark);
+            let next_fire = self
+                .windows
+                .iter()
+                .filter_map(WindowState::next_fire)
+                .min()
+                .filter(|&e| e <= watermark);
+            let Some(t) = [next_event, next_timer, next_fire]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
+                break;
+            };
+            if next_fire == Some(t) {
+                // Windows ending at t fire before anything happens at t.
+                for (i, win) in self.windows.iter_mut().enumerate() {
+                    if win.next_fire() == Some(t) {
+                        win.fire(i, t, &self.grouping, &self.base, &mut rows);
+                    }
+                }
+                continue;
+            }
+            self.clock = t;
+            while let Some(Reverse(p)) = self.buffer.peek() {
+                if p.ts != t {
+                    break;
+                }
+                let Reverse(p) = self.buffer.pop().expect("peeked");
+                self.apply(&p.event);
+            }
+            while let Some(&Reverse((due, _, checkout))) = self.timers.peek() {
+                if due != t {
+                    break;
+                }
+                self.timers.pop();
+                let mut obs = std::mem::take(&mut self.scratch.obs);
+                self.entities.cart_timer(due, checkout, &mut obs);
+                self.route(&obs);
+                obs.clear();
+                self.scratch.obs = obs;
+            }
+        }
+        self.clock = watermark;
+        for win in &mut self.windows {
+            win.reached(watermark, self.settings.allowed_lateness);
+        }
+        self.flush_rows(&mut rows, out);
+        self.scratch.rows = rows;
+        self.collect_garbage();
+    }
+
+    /// Bounds state: entity TTL, dedup horizon, subscription history.
+    fn collect_garbage(&mut self) {
+        let clock = self.clock;
+        if clock == Micros::MAX || clock < self.next_gc {
+            return;
+        }
+        let s = &self.settings;
+        let max_size = s.windows.iter().map(|w| w.size).max().unwrap_or(0);
+        self.base.fold(
+            clock
+                .saturating_sub(s.allowed_lateness)
+                .saturating_sub(max_size),
+        );
+        self.dedup.evict(
+            clock
+                .saturating_sub(s.dedup_horizon)
+                .saturating_sub(s.allowed_lateness),
+        );
+        self.counters.evicted_entities +=
+            self.entities.evict(clock.saturating_sub(s.entity_ttl)) as u64;
+        // Sweep again after a tenth of the shortest horizon of event time.
+        let every = [s.dedup_horizon, s.entity_ttl, max_size]
+            .into_iter()
+            .filter(|d| *d > 0)
+            .min()
+            .unwrap_or(crate::time::MICROS_PER_MIN)
+            / 10;
+        self.next_gc = clock.saturating_add(every.max(crate::time::MICROS_PER_SEC));
+    }
+}

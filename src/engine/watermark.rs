@@ -1,0 +1,156 @@
+//! Watermarks: per input partition `max ts − max_out_of_orderness`, and the
+//! pipeline's watermark, the minimum over partitions that are not idle
+//! (contract §2).
+//!
+//! Idleness is measured in wall time, which the caller passes in; the engine
+//! never reads a clock. When every partition is idle the watermark keeps
+//! moving with wall time from the last event seen, so the last windows close
+//! even when the stream goes quiet. The pipeline watermark never goes back.
+
+use crate::time::Micros;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Identifies an input partition (a file, or a topic-partition).
+pub type PartitionId = u32;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PartitionClock {
+    max_ts: Option<Micros>,
+    last_activity: Micros,
+    idle: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Watermarks {
+    max_out_of_orderness: Micros,
+    idle_timeout: Micros,
+    partitions: BTreeMap<PartitionId, PartitionClock>,
+    current: Micros,
+    /// Wall time of the last message from any partition.
+    last_activity: Micros,
+}
+
+impl Watermarks {
+    pub fn new(max_out_of_orderness: Micros, idle_timeout: Micros) -> Self {
+        Watermarks {
+            max_out_of_orderness,
+            idle_timeout,
+            partitions: BTreeMap::new(),
+            current: Micros::MIN,
+            last_activity: Micros::MIN,
+        }
+    }
+
+    /// The pipeline watermark.
+    pub fn current(&self) -> Micros {
+        self.current
+    }
+
+    /// Registers a partition (on assignment): it holds the watermark back
+    /// until it delivers data or goes idle.
+    pub fn assign(&mut self, p: PartitionId, wall: Micros) {
+        self.partitions.entry(p).or_insert(PartitionClock {
+            max_ts: None,
+            last_activity: wall,
+            idle: false,
+        });
+    }
+
+    /// Forgets a partition (on revocation).
+    pub fn revoke(&mut self, p: PartitionId) {
+        self.partitions.remove(&p);
+    }
+
+    /// Records a message from `p` at wall time `wall` (valid or not: any
+    /// message shows the partition is alive).
+    pub fn activity(&mut self, p: PartitionId, wall: Micros) {
+        self.assign(p, wall);
+        let c = self.partitions.get_mut(&p).expect("assigned above");
+        c.last_activity = c.last_activity.max(wall);
+        c.idle = false;
+        self.last_activity = self.last_activity.max(wall);
+    }
+
+    /// Records an accepted event's time on `p`.
+    pub fn observe(&mut self, p: PartitionId, ts: Micros) {
+        if let Some(c) = self.partitions.get_mut(&p) {
+            c.max_ts = Some(c.max_ts.map_or(ts, |m| m.max(ts)));
+        }
+    }
+
+    /// Re-evaluates idleness at wall time `wall` and recomputes the watermark.
+    pub fn tick(&mut self, wall: Micros) -> Micros {
+        for c in self.partitions.values_mut() {
+            c.idle = wall.saturating_sub(c.last_activity) >= self.idle_timeout;
+        }
+        self.recompute(Some(wall))
+    }
+
+    /// Recomputes the watermark after new events (no idleness change).
+    pub fn update(&mut self) -> Micros {
+        self.recompute(None)
+    }
+
+    fn recompute(&mut self, wall: Option<Micros>) -> Micros {
+        let ooo = self.max_out_of_orderness;
+        let of = |c: &PartitionClock| c.max_ts.map_or(Micros::MIN, |m| m.saturating_sub(ooo));
+        let active = self.partitions.values().filter(|c| !c.idle).map(of).min();
+        let candidate = match active {
+            Some(w) => w,
+            None => {
+                // Every partition is idle: advance with wall time since the
+                // last message, from the furthest partition.
+                let furthest = self
+                    .partitions
+                    .values()
+                    .map(of)
+                    .max()
+                    .unwrap_or(Micros::MIN);
+                match wall {
+                    Some(wall) if furthest > Micros::MIN && self.last_activity > Micros::MIN => {
+                        furthest.saturating_add(wall.saturating_sub(self.last_activity).max(0))
+                    }
+                    _ => furthest,
+                }
+            }
+        };
+        self.current = self.current.max(candidate);
+        self.current
+    }
+
+    /// Per-partition `(id, max ts, idle)` for metrics.
+    pub fn partitions(&self) -> impl Iterator<Item = (PartitionId, Option<Micros>, bool)> + '_ {
+        self.partitions.iter().map(|(p, c)| (*p, c.max_ts, c.idle))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_over_active_partitions_and_idle_release() {
+        let mut w = Watermarks::new(10, 1_000);
+        w.activity(0, 0);
+        w.activity(1, 0);
+        w.observe(0, 500);
+        assert_eq!(w.update(), Micros::MIN, "partition 1 has no data yet");
+        w.observe(1, 300);
+        assert_eq!(w.update(), 290);
+        // Partition 1 goes quiet; partition 0 keeps talking.
+        w.activity(0, 1_500);
+        w.observe(0, 800);
+        assert_eq!(
+            w.tick(1_500),
+            790,
+            "idle partition 1 no longer holds it back"
+        );
+        // Everything quiet: the watermark follows wall time.
+        assert_eq!(w.tick(3_000), 790 + 1_500);
+        // Never backwards, even when partition 1 wakes up behind.
+        w.activity(1, 3_100);
+        w.observe(1, 400);
+        assert_eq!(w.update(), 790 + 1_500);
+    }
+}

@@ -1,0 +1,24 @@
+//! cxpulse: event-time-correct customer-experience KPIs from event streams.
+//!
+//! The crate is laid out as the data flows:
+//!
+//! - input: [`input`] (JSONL files; Kafka in the pipeline) →
+//! - decode: [`decode`] validates the event contract into [`event::Event`]s →
+//! - engine: [`engine`] (watermarks, windows, entity state, KPIs; pure and
+//!   deterministic, no I/O) →
+//! - outputs: [`record::KpiRecord`]s written by [`output`].
+//!
+//! [`replay`] wires a file through the engine; [`generate`] makes synthetic
+//! traffic; [`config`] is the typed configuration.
+
+pub mod config;
+pub mod decode;
+pub mod engine;
+pub mod event;
+// pub mod generate; (pending)
+pub mod input;
+pub mod intern;
+pub mod output;
+pub mod record;
+pub mod replay;
+pub mod time;

@@ -1,0 +1,87 @@
+//! `cxpulse replay`: runs the engine over a JSONL file as one partition,
+//! ends with the end-of-input flush (contract §6).
+
+use crate::config::Config;
+use crate::engine::{Counters, Engine};
+use crate::input::JsonLines;
+use crate::output::{DeadLetter, JsonLinesWriter};
+use crate::record::KpiRecord;
+use std::path::{Path, PathBuf};
+
+/// What to replay where.
+#[derive(Debug, Clone)]
+pub struct ReplayArgs {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub dead_letter: Option<PathBuf>,
+}
+
+/// Replay errors: only I/O can fail a replay; bad lines never do.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ReplayError + 'a {
+    move |source| ReplayError::Io {
+        what,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Runs a replay and returns the engine's counters.
+pub fn replay(config: &Config, args: &ReplayArgs) -> Result<Counters, ReplayError> {
+    let mut engine = Engine::new(config.engine_settings()?);
+    let mut input = JsonLines::open(&args.input).map_err(io_err("reading", &args.input))?;
+    let mut output =
+        JsonLinesWriter::create(&args.output).map_err(io_err("writing", &args.output))?;
+    let mut dead = match &args.dead_letter {
+        Some(p) => Some(JsonLinesWriter::create(p).map_err(io_err("writing", p))?),
+        None => None,
+    };
+    let source = args.input.display().to_string();
+    let mut records: Vec<KpiRecord> = Vec::new();
+    let out_path = args.output.as_path();
+    loop {
+        let Some((line_no, line)) = input.next_line().map_err(io_err("reading", &args.input))?
+        else {
+            break;
+        };
+        if let Err(e) = engine.ingest(0, line, 0, &mut records) {
+            if let Some(d) = dead.as_mut() {
+                let letter = DeadLetter::invalid(&e, format!("{source}:{line_no}"), line);
+                d.write_dead_letter(&letter).map_err(io_err(
+                    "writing",
+                    args.dead_letter.as_deref().unwrap_or(out_path),
+                ))?;
+            }
+        }
+        for r in records.drain(..) {
+            output
+                .write_record(&r)
+                .map_err(io_err("writing", out_path))?;
+        }
+    }
+    engine.finish(&mut records);
+    for r in records.drain(..) {
+        output
+            .write_record(&r)
+            .map_err(io_err("writing", out_path))?;
+    }
+    output.flush().map_err(io_err("writing", out_path))?;
+    if let (Some(d), Some(p)) = (dead.as_mut(), args.dead_letter.as_deref()) {
+        d.flush().map_err(io_err("writing", p))?;
+    }
+    Ok(engine.counters().clone())
+}

@@ -1,0 +1,177 @@
+//! Event time: the instant type, RFC 3339 parsing and formatting, and the
+//! human durations (`"30s"`, `"5m"`, `"24h"`) used in configuration and in
+//! window names.
+//!
+//! Time is kept as signed microseconds since the Unix epoch ([`Micros`]):
+//! integer epoch milliseconds and RFC 3339 strings with sub-millisecond
+//! fractions both convert exactly, and all window arithmetic stays integral.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Microseconds since 1970-01-01T00:00:00Z.
+pub type Micros = i64;
+
+pub const MICROS_PER_MILLI: i64 = 1_000;
+pub const MICROS_PER_SEC: i64 = 1_000_000;
+pub const MICROS_PER_MIN: i64 = 60 * MICROS_PER_SEC;
+pub const MICROS_PER_HOUR: i64 = 60 * MICROS_PER_MIN;
+pub const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
+
+/// Earliest accepted event time: 0001-01-01T00:00:00Z (RFC 3339's range).
+pub const MIN_TS: Micros = -62_135_596_800 * MICROS_PER_SEC;
+/// Latest accepted event time: 9999-12-31T23:59:59.999999Z.
+pub const MAX_TS: Micros = 253_402_300_799 * MICROS_PER_SEC + 999_999;
+
+/// Parses an RFC 3339 timestamp that carries an offset (`Z`, `+02:00`, …).
+/// Fractions below a microsecond are truncated.
+pub fn parse_rfc3339(s: &str) -> Option<Micros> {
+    let dt = DateTime::parse_from_rfc3339(s).ok()?;
+    let micros = dt.timestamp().checked_mul(MICROS_PER_SEC)?;
+    let micros = micros.checked_add(i64::from(dt.timestamp_subsec_micros()))?;
+    (MIN_TS..=MAX_TS).contains(&micros).then_some(micros)
+}
+
+/// Converts integer epoch milliseconds, rejecting values outside RFC 3339's range.
+pub fn from_epoch_millis(ms: i64) -> Option<Micros> {
+    let micros = ms.checked_mul(MICROS_PER_MILLI)?;
+    (MIN_TS..=MAX_TS).contains(&micros).then_some(micros)
+}
+
+/// Formats an instant as RFC 3339 in UTC: `2026-11-23T10:00:00Z`, with a
+/// fraction only when the instant is not a whole second.
+pub fn format_rfc3339(t: Micros) -> String {
+    let secs = t.div_euclid(MICROS_PER_SEC);
+    let sub = t.rem_euclid(MICROS_PER_SEC);
+    match DateTime::<Utc>::from_timestamp(secs, (sub * 1_000) as u32) {
+        Some(dt) if sub == 0 => dt.to_rfc3339_opts(SecondsFormat::Secs, true),
+        Some(dt) => dt.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        None => t.to_string(),
+    }
+}
+
+/// Parses a duration such as `"30s"`, `"5m"`, `"24h"`, `"7d"`, `"250ms"`,
+/// `"1h30m"` or `"0s"`. Returns a message naming what is wrong.
+pub fn parse_duration(s: &str) -> Result<Micros, String> {
+    let text = s.trim();
+    if text.is_empty() {
+        return Err("empty duration (expected e.g. \"30s\", \"5m\", \"24h\")".into());
+    }
+    let bytes = text.as_bytes();
+    let mut total: i64 = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if start == i {
+            return Err(format!(
+                "bad duration {s:?}: expected a number at {:?} (e.g. \"30s\", \"5m\", \"24h\")",
+                &text[start..]
+            ));
+        }
+        let n: i64 = text[start..i]
+            .parse()
+            .map_err(|_| format!("bad duration {s:?}: number too large"))?;
+        let ustart = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let unit = match &text[ustart..i] {
+            "us" => 1,
+            "ms" => MICROS_PER_MILLI,
+            "s" => MICROS_PER_SEC,
+            "m" => MICROS_PER_MIN,
+            "h" => MICROS_PER_HOUR,
+            "d" => MICROS_PER_DAY,
+            "" => return Err(format!("bad duration {s:?}: missing unit (ms, s, m, h, d)")),
+            other => {
+                return Err(format!(
+                    "bad duration {s:?}: unknown unit {other:?} (use ms, s, m, h or d)"
+                ))
+            }
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("bad duration {s:?}: too large"))?;
+    }
+    Ok(total)
+}
+
+/// Names a window size by the largest of `h`, `m`, `s` that divides it
+/// (`"90s"`, `"5m"`, `"1h"`, `"24h"`); sub-second sizes fall back to `ms`.
+pub fn duration_name(d: Micros) -> String {
+    if d != 0 && d % MICROS_PER_HOUR == 0 {
+        format!("{}h", d / MICROS_PER_HOUR)
+    } else if d != 0 && d % MICROS_PER_MIN == 0 {
+        format!("{}m", d / MICROS_PER_MIN)
+    } else if d % MICROS_PER_SEC == 0 {
+        format!("{}s", d / MICROS_PER_SEC)
+    } else if d % MICROS_PER_MILLI == 0 {
+        format!("{}ms", d / MICROS_PER_MILLI)
+    } else {
+        format!("{d}us")
+    }
+}
+
+/// Current wall-clock time in microseconds (only used at the pipeline's edges,
+/// never inside the engine).
+pub fn wall_clock_now() -> Micros {
+    let now = Utc::now();
+    now.timestamp() * MICROS_PER_SEC + i64::from(now.timestamp_subsec_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_offsets_and_fractions() {
+        let z = parse_rfc3339("2026-11-02T00:00:00.000Z").unwrap();
+        assert_eq!(z, 1_793_577_600_000 * MICROS_PER_MILLI);
+        assert_eq!(
+            parse_rfc3339("2026-11-02T02:00:00.250+02:00").unwrap(),
+            z + 250_000
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-01T19:00:01.900-05:00").unwrap(),
+            z + 1_900_000
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-02T00:00:00.123456Z").unwrap(),
+            z + 123_456
+        );
+        assert!(
+            parse_rfc3339("2026-11-02T10:00:00").is_none(),
+            "offset is required"
+        );
+        assert!(parse_rfc3339("yesterday").is_none());
+        assert_eq!(from_epoch_millis(1_793_577_600_750), Some(z + 750_000));
+        assert!(from_epoch_millis(i64::MAX).is_none());
+    }
+
+    #[test]
+    fn formats_utc() {
+        let z = parse_rfc3339("2026-11-23T10:00:00Z").unwrap();
+        assert_eq!(format_rfc3339(z), "2026-11-23T10:00:00Z");
+        assert_eq!(format_rfc3339(z + 1_500), "2026-11-23T10:00:00.001500Z");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(30 * MICROS_PER_SEC));
+        assert_eq!(parse_duration("5m"), Ok(5 * MICROS_PER_MIN));
+        assert_eq!(parse_duration("1h30m"), Ok(90 * MICROS_PER_MIN));
+        assert_eq!(parse_duration("250ms"), Ok(250 * MICROS_PER_MILLI));
+        assert_eq!(parse_duration("0s"), Ok(0));
+        assert!(parse_duration("5").unwrap_err().contains("missing unit"));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert_eq!(duration_name(90 * MICROS_PER_SEC), "90s");
+        assert_eq!(duration_name(30 * MICROS_PER_MIN), "30m");
+        assert_eq!(duration_name(24 * MICROS_PER_HOUR), "24h");
+        assert_eq!(duration_name(90 * MICROS_PER_MIN), "90m");
+    }
+}
