@@ -11,6 +11,7 @@ use crate::engine::windows::WindowSpec;
 use crate::engine::EngineSettings;
 use crate::time::{parse_duration, Micros, MICROS_PER_SEC};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The compiled-in defaults.
@@ -37,6 +38,10 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 pub struct Config {
     pub engine: EngineConfig,
     pub kpi: KpiConfig,
+    pub kafka: KafkaConfig,
+    pub pipeline: PipelineConfig,
+    pub embedded: EmbeddedConfig,
+    pub log: LogConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +71,146 @@ pub struct KpiConfig {
     pub service_level_threshold: String,
     pub short_abandon_threshold: String,
     pub cart_abandon_after: String,
+}
+
+/// `[kafka]`: where events come from and KPIs go (see `config/default.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers; empty starts the embedded demo cluster.
+    pub brokers: String,
+    pub group_id: String,
+    pub client_id: String,
+    /// `earliest` or `latest`: where a group without committed offsets starts.
+    pub auto_offset_reset: String,
+    pub topics: TopicsConfig,
+    /// Send late events dropped beyond `allowed_lateness` to the dead-letter topic.
+    pub late_to_dead_letter: bool,
+    /// How often safe input offsets are committed.
+    pub commit_interval: String,
+    /// Extra event time for which offsets of entity events stay uncommitted,
+    /// so that a restart re-reads (and rebuilds) entities younger than this.
+    pub restart_entity_lookback: String,
+    /// Any librdkafka property, applied to consumer and producer.
+    #[serde(default)]
+    pub properties: BTreeMap<String, PropertyValue>,
+    /// librdkafka properties for the consumer only (override `properties`).
+    #[serde(default)]
+    pub consumer_properties: BTreeMap<String, PropertyValue>,
+    /// librdkafka properties for the producer only (override `properties`).
+    #[serde(default)]
+    pub producer_properties: BTreeMap<String, PropertyValue>,
+}
+
+/// A librdkafka property value: written as a TOML string, integer, float or
+/// boolean, always passed on as text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PropertyValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl std::fmt::Display for PropertyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PropertyValue::Bool(b) => write!(f, "{b}"),
+            PropertyValue::Int(n) => write!(f, "{n}"),
+            PropertyValue::Float(x) => write!(f, "{x}"),
+            PropertyValue::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// `[kafka.topics]`: topic names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    pub tickets: String,
+    pub chats: String,
+    pub surveys: String,
+    pub checkouts: String,
+    pub kpis: String,
+    pub dead_letter: String,
+}
+
+impl TopicsConfig {
+    /// The four input topics, in the generator's stream order
+    /// (tickets, chats, surveys, checkouts).
+    pub fn inputs(&self) -> [&str; 4] {
+        [&self.tickets, &self.chats, &self.surveys, &self.checkouts]
+    }
+}
+
+/// `[pipeline]`: the running service's stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// How often idleness is re-evaluated (engine tick).
+    pub tick_interval: String,
+    /// Capacity of each bounded channel between stages (messages).
+    pub channel_capacity: usize,
+    /// How often the live summary is printed; "0s" turns it off.
+    pub summary_interval: String,
+    /// How long shutdown waits for the producer to deliver what is queued.
+    pub shutdown_timeout: String,
+}
+
+/// `[embedded]`: the demo that runs when `kafka.brokers` is empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Generated events per second of wall time.
+    pub rate: f64,
+    /// Event-time seconds per wall-clock second (time compression).
+    pub time_scale: f64,
+    /// Event time to generate; then the stream goes quiet.
+    pub duration: String,
+    /// Partitions per topic on the mock cluster.
+    pub partitions: i32,
+    /// steady, wait-spike or churn-wave.
+    pub scenario: String,
+    pub seed: u64,
+}
+
+/// `[log]`: structured logs (tracing) on stderr.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter (`info`, `cxpulse=debug,rdkafka=warn`); `RUST_LOG` wins.
+    pub level: String,
+}
+
+/// Validated `[kafka]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSettings {
+    pub commit_interval: Micros,
+    pub restart_entity_lookback: Micros,
+}
+
+/// Validated `[pipeline]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineSettings {
+    pub tick_interval: Micros,
+    pub channel_capacity: usize,
+    /// `None` when off.
+    pub summary_interval: Option<Micros>,
+    pub shutdown_timeout: Micros,
+}
+
+/// Validated `[embedded]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddedSettings {
+    pub rate: f64,
+    pub time_scale: f64,
+    pub duration: Micros,
+    pub partitions: i32,
+    pub scenario: crate::generate::Scenario,
+    pub seed: u64,
 }
 
 impl Default for Config {
@@ -131,7 +276,115 @@ impl Config {
 
     /// Checks every rule; the first violation names its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.engine_settings().map(|_| ())
+        self.engine_settings()?;
+        self.kafka_settings()?;
+        self.pipeline_settings()?;
+        self.embedded_settings()?;
+        match self.log.format.as_str() {
+            "text" | "json" => {}
+            other => {
+                return Err(invalid(
+                    "log.format",
+                    format!("{other:?} is not `text` or `json`"),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the embedded demo cluster is used (`kafka.brokers` is empty).
+    pub fn embedded(&self) -> bool {
+        self.kafka.brokers.trim().is_empty()
+    }
+
+    /// Parsed and validated `[kafka]` settings.
+    pub fn kafka_settings(&self) -> Result<KafkaSettings, ConfigError> {
+        let k = &self.kafka;
+        if k.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", "must not be empty"));
+        }
+        match k.auto_offset_reset.as_str() {
+            "earliest" | "latest" => {}
+            other => {
+                return Err(invalid(
+                    "kafka.auto_offset_reset",
+                    format!("{other:?} is not `earliest` or `latest`"),
+                ))
+            }
+        }
+        let t = &k.topics;
+        for (key, name) in [
+            ("kafka.topics.tickets", &t.tickets),
+            ("kafka.topics.chats", &t.chats),
+            ("kafka.topics.surveys", &t.surveys),
+            ("kafka.topics.checkouts", &t.checkouts),
+            ("kafka.topics.kpis", &t.kpis),
+            ("kafka.topics.dead_letter", &t.dead_letter),
+        ] {
+            if name.trim().is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
+        }
+        let commit_interval = duration("kafka.commit_interval", &k.commit_interval)?;
+        if commit_interval == 0 {
+            return Err(invalid("kafka.commit_interval", "must be above zero"));
+        }
+        Ok(KafkaSettings {
+            commit_interval,
+            restart_entity_lookback: duration(
+                "kafka.restart_entity_lookback",
+                &k.restart_entity_lookback,
+            )?,
+        })
+    }
+
+    /// Parsed and validated `[pipeline]` settings.
+    pub fn pipeline_settings(&self) -> Result<PipelineSettings, ConfigError> {
+        let p = &self.pipeline;
+        let tick_interval = duration("pipeline.tick_interval", &p.tick_interval)?;
+        if tick_interval == 0 {
+            return Err(invalid("pipeline.tick_interval", "must be above zero"));
+        }
+        if p.channel_capacity == 0 {
+            return Err(invalid("pipeline.channel_capacity", "must be above zero"));
+        }
+        let summary = duration("pipeline.summary_interval", &p.summary_interval)?;
+        Ok(PipelineSettings {
+            tick_interval,
+            channel_capacity: p.channel_capacity,
+            summary_interval: (summary > 0).then_some(summary),
+            shutdown_timeout: duration("pipeline.shutdown_timeout", &p.shutdown_timeout)?,
+        })
+    }
+
+    /// Parsed and validated `[embedded]` settings.
+    pub fn embedded_settings(&self) -> Result<EmbeddedSettings, ConfigError> {
+        let e = &self.embedded;
+        if !(e.rate.is_finite() && e.rate > 0.0) {
+            return Err(invalid("embedded.rate", "must be a positive number"));
+        }
+        if !(e.time_scale.is_finite() && e.time_scale > 0.0) {
+            return Err(invalid("embedded.time_scale", "must be a positive number"));
+        }
+        let d = duration("embedded.duration", &e.duration)?;
+        if d == 0 {
+            return Err(invalid("embedded.duration", "must be above zero"));
+        }
+        if !(1..=256).contains(&e.partitions) {
+            return Err(invalid("embedded.partitions", "must be in 1..=256"));
+        }
+        let scenario = e
+            .scenario
+            .parse()
+            .map_err(|err| invalid("embedded.scenario", format!("{err}")))?;
+        Ok(EmbeddedSettings {
+            rate: e.rate,
+            time_scale: e.time_scale,
+            duration: d,
+            partitions: e.partitions,
+            scenario,
+            seed: e.seed,
+        })
     }
 
     /// Parsed and validated engine settings.

@@ -15,7 +15,7 @@ pub mod config;
 pub mod decode;
 pub mod engine;
 pub mod event;
-// pub mod generate; (pending)
+pub mod generate;
 pub mod input;
 pub mod intern;
 pub mod output;

@@ -145,12 +145,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Command::Generate(_g)) => anyhow::bail!("pending"),
+        Some(Command::Generate(g)) => generate(g),
         None => anyhow::bail!("no command given; try `cxpulse replay --help`"),
     }
 }
 
-#[cfg(any())]
 fn generate(g: GenerateCli) -> anyhow::Result<()> {
     use cxpulse::generate::{GenerateOptions, Generator};
     use cxpulse::time::{parse_duration, parse_rfc3339, MICROS_PER_MILLI};

@@ -85,3 +85,51 @@ pub fn replay(config: &Config, args: &ReplayArgs) -> Result<Counters, ReplayErro
     }
     Ok(engine.counters().clone())
 }
+
+/// Everything a replay of in-memory input produced (tests, examples).
+#[derive(Debug, Default)]
+pub struct ReplayOutput {
+    /// Every emitted record, revisions included, in emission order.
+    pub records: Vec<KpiRecord>,
+    /// Rejected lines: 1-based line number and reason.
+    pub invalid: Vec<(usize, crate::decode::DecodeError)>,
+    pub counters: Counters,
+}
+
+impl ReplayOutput {
+    /// The latest revision of every row, in first-emission order.
+    pub fn final_rows(&self) -> Vec<&KpiRecord> {
+        let mut index: std::collections::HashMap<(String, i64), usize> = Default::default();
+        let mut rows: Vec<&KpiRecord> = Vec::new();
+        for r in &self.records {
+            match index.get(&r.row_id()) {
+                Some(&i) => rows[i] = r,
+                None => {
+                    index.insert(r.row_id(), rows.len());
+                    rows.push(r);
+                }
+            }
+        }
+        rows
+    }
+}
+
+/// Replays in-memory lines as one partition, with the end-of-input flush.
+pub fn replay_lines<'a>(
+    config: &Config,
+    lines: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<ReplayOutput, ReplayError> {
+    let mut engine = Engine::new(config.engine_settings()?);
+    let mut out = ReplayOutput::default();
+    for (i, line) in lines.into_iter().enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if let Err(e) = engine.ingest(0, line, 0, &mut out.records) {
+            out.invalid.push((i + 1, e));
+        }
+    }
+    engine.finish(&mut out.records);
+    out.counters = engine.counters().clone();
+    Ok(out)
+}

@@ -34,7 +34,7 @@ use dedup::Dedup;
 use entities::{Applied, CartTimer, Entities, KpiRules};
 use kpi::Dim;
 use serde::{Deserialize, Serialize};
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use watermark::{PartitionId, Watermarks};
 use windows::{Dirty, GroupingSets, Observation, Row, WindowSpec, WindowState};
@@ -76,32 +76,55 @@ pub struct Counters {
 pub enum Outcome {
     /// Buffered, to be processed in event-time order.
     Buffered,
-    /// Below the watermark: applied at once.
+    /// Below the watermark: applied at once, within lateness everywhere.
     Late,
+    /// Below the watermark and beyond `allowed_lateness` for at least one
+    /// window containing it: dropped there (entity state still updated).
+    LateDropped,
     Duplicate,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending {
-    ts: Micros,
-    seq: u64,
-    event: Event,
+/// The event-time-ordered buffer: a min-heap of small `(ts, arrival seq,
+/// slot)` keys over a slab of events, so reordering moves 24 bytes, not
+/// whole events.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct EventBuffer {
+    heap: BinaryHeap<Reverse<(Micros, u64, u32)>>,
+    slots: Vec<Option<Event>>,
+    free: Vec<u32>,
 }
 
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        (self.ts, self.seq) == (other.ts, other.seq)
+impl EventBuffer {
+    fn push(&mut self, seq: u64, event: Event) {
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(event);
+                i
+            }
+            None => {
+                self.slots.push(Some(event));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.heap.push(Reverse((event.ts, seq, slot)));
     }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+
+    fn next_ts(&self) -> Option<Micros> {
+        self.heap.peek().map(|k| k.0 .0)
     }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.ts, self.seq).cmp(&(other.ts, other.seq))
+
+    /// Pops the earliest event if its time is `t`.
+    fn pop_at(&mut self, t: Micros) -> Option<Event> {
+        if self.next_ts()? != t {
+            return None;
+        }
+        let Reverse((_, _, slot)) = self.heap.pop()?;
+        self.free.push(slot);
+        self.slots[slot as usize].take()
+    }
+
+    fn len(&self) -> usize {
+        self.heap.len()
     }
 }
 
@@ -114,7 +137,7 @@ pub struct Engine {
     /// Processing clock: every time point below it has been processed and
     /// every window ending at or before it has fired.
     clock: Micros,
-    buffer: BinaryHeap<Reverse<Pending>>,
+    buffer: EventBuffer,
     timers: BinaryHeap<Reverse<(Micros, u64, Fp)>>,
     seq: u64,
     dedup: Dedup,
@@ -142,7 +165,7 @@ impl Engine {
             interner: Interner::default(),
             watermarks: Watermarks::new(settings.max_out_of_orderness, settings.idle_timeout),
             clock: Micros::MIN,
-            buffer: BinaryHeap::new(),
+            buffer: EventBuffer::default(),
             timers: BinaryHeap::new(),
             seq: 0,
             dedup: Dedup::new(settings.dedup_horizon),
@@ -247,14 +270,14 @@ impl Engine {
             let dropped = self.apply(&event);
             self.counters.late_dropped += u64::from(dropped);
             self.emit_revisions(out);
-            Outcome::Late
+            if dropped {
+                Outcome::LateDropped
+            } else {
+                Outcome::Late
+            }
         } else {
             self.seq += 1;
-            self.buffer.push(Reverse(Pending {
-                ts: event.ts,
-                seq: self.seq,
-                event,
-            }));
+            self.buffer.push(self.seq, event);
             Outcome::Buffered
         };
         self.watermarks.observe(p, event.ts);
@@ -373,11 +396,7 @@ impl Engine {
         }
         let mut rows = std::mem::take(&mut self.scratch.rows);
         loop {
-            let next_event = self
-                .buffer
-                .peek()
-                .map(|p| p.0.ts)
-                .filter(|&t| t < watermark);
+            let next_event = self.buffer.next_ts().filter(|&t| t < watermark);
             let next_timer = self
                 .timers
                 .peek()
@@ -406,12 +425,8 @@ impl Engine {
                 continue;
             }
             self.clock = t;
-            while let Some(Reverse(p)) = self.buffer.peek() {
-                if p.ts != t {
-                    break;
-                }
-                let Reverse(p) = self.buffer.pop().expect("peeked");
-                self.apply(&p.event);
+            while let Some(event) = self.buffer.pop_at(t) {
+                self.apply(&event);
             }
             while let Some(&Reverse((due, _, checkout))) = self.timers.peek() {
                 if due != t {

@@ -21,33 +21,110 @@ fn gamma_ln() -> f64 {
     ((1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)).ln()
 }
 
-/// Sparse bucket store: sorted `(index, count)` pairs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Store {
-    buckets: Vec<(i32, u64)>,
+/// Stores with at most this many buckets stay sparse.
+const SPARSE_LIMIT: usize = 48;
+
+/// Bucket counts: sparse sorted `(index, count)` pairs while small (most
+/// pane sketches), dense `counts[index - offset]` once large (window
+/// roll-ups), so that merging many small sketches into one stays linear in
+/// the small ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Store {
+    Sparse(Vec<(i32, u64)>),
+    Dense { offset: i32, counts: Vec<u64> },
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::Sparse(Vec::new())
+    }
 }
 
 impl Store {
     fn add(&mut self, index: i32, n: u64) {
-        match self.buckets.binary_search_by_key(&index, |b| b.0) {
-            Ok(pos) => self.buckets[pos].1 += n,
-            Err(pos) => self.buckets.insert(pos, (index, n)),
+        match self {
+            Store::Sparse(buckets) => {
+                match buckets.binary_search_by_key(&index, |b| b.0) {
+                    Ok(pos) => buckets[pos].1 += n,
+                    Err(pos) => buckets.insert(pos, (index, n)),
+                }
+                if buckets.len() > SPARSE_LIMIT {
+                    self.densify();
+                }
+            }
+            Store::Dense { offset, counts } => {
+                if index < *offset {
+                    let grow = (*offset - index) as usize + counts.len() / 2;
+                    counts.splice(0..0, std::iter::repeat_n(0, grow));
+                    *offset -= grow as i32;
+                }
+                let i = (index - *offset) as usize;
+                if i >= counts.len() {
+                    counts.resize(i + 1 + counts.len() / 2, 0);
+                }
+                counts[i] += n;
+            }
+        }
+    }
+
+    fn densify(&mut self) {
+        if let Store::Sparse(buckets) = self {
+            let (lo, hi) = match (buckets.first(), buckets.last()) {
+                (Some(f), Some(l)) => (f.0, l.0),
+                _ => return,
+            };
+            let mut counts = vec![0; (hi - lo + 1) as usize];
+            for &(i, n) in buckets.iter() {
+                counts[(i - lo) as usize] += n;
+            }
+            *self = Store::Dense { offset: lo, counts };
         }
     }
 
     fn merge(&mut self, other: &Store) {
-        if self.buckets.is_empty() {
-            self.buckets.clone_from(&other.buckets);
-            return;
+        match other {
+            Store::Sparse(b) if b.is_empty() => {}
+            _ if self.is_empty() => self.clone_from(other),
+            Store::Sparse(buckets) => {
+                for &(i, n) in buckets {
+                    self.add(i, n);
+                }
+            }
+            Store::Dense { offset, counts } => {
+                self.densify();
+                for (j, &n) in counts.iter().enumerate() {
+                    if n > 0 {
+                        self.add(*offset + j as i32, n);
+                    }
+                }
+            }
         }
-        for &(i, n) in &other.buckets {
-            self.add(i, n);
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Store::Sparse(b) => b.is_empty(),
+            Store::Dense { counts, .. } => counts.iter().all(|&n| n == 0),
+        }
+    }
+
+    /// Non-empty buckets in ascending index order.
+    fn buckets(&self) -> Box<dyn DoubleEndedIterator<Item = (i32, u64)> + '_> {
+        match self {
+            Store::Sparse(b) => Box::new(b.iter().copied()),
+            Store::Dense { offset, counts } => Box::new(
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &n)| n > 0)
+                    .map(move |(j, &n)| (*offset + j as i32, n)),
+            ),
         }
     }
 }
 
 /// Quantile sketch over real values (negative, zero and positive).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QuantileSketch {
     positive: Store,
     negative: Store,
@@ -97,7 +174,7 @@ impl QuantileSketch {
         let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
         let mut seen = 0;
         // Ascending order: most negative first.
-        for &(i, n) in self.negative.buckets.iter().rev() {
+        for (i, n) in self.negative.buckets().rev() {
             seen += n;
             if seen >= rank {
                 return Some(-bucket_value(i));
@@ -107,7 +184,7 @@ impl QuantileSketch {
         if seen >= rank {
             return Some(0.0);
         }
-        for &(i, n) in &self.positive.buckets {
+        for (i, n) in self.positive.buckets() {
             seen += n;
             if seen >= rank {
                 return Some(bucket_value(i));
@@ -175,5 +252,15 @@ mod tests {
                     "q={} got={} want={}", q, got, want);
             }
         }
+    }
+}
+
+impl PartialEq for QuantileSketch {
+    /// Same counts in the same buckets, whatever the representation.
+    fn eq(&self, other: &Self) -> bool {
+        self.count == other.count
+            && self.zeros == other.zeros
+            && self.positive.buckets().eq(other.positive.buckets())
+            && self.negative.buckets().eq(other.negative.buckets())
     }
 }

@@ -261,8 +261,14 @@ impl WindowState {
         let step = self.spec.step;
         let start = end - self.spec.size;
         let mut rows: AHashMap<RowKey, Acc> = AHashMap::new();
+        let mut entries: Vec<(&PaneKey, &Acc)> = Vec::new();
         for pane in self.panes.range(start / step..end / step).map(|(_, p)| p) {
-            for ((kpi, dims), acc) in pane {
+            // Merge in key order, not hash order: floating-point sums then
+            // come out bit-identical on every run and after every restore.
+            entries.clear();
+            entries.extend(pane.iter());
+            entries.sort_unstable_by_key(|e| e.0);
+            for ((kpi, dims), acc) in entries.iter().copied() {
                 for &set in sets.for_kpi(*kpi) {
                     rows.entry((*kpi, sets.key(set, dims)))
                         .or_default()
