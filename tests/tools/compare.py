@@ -2,7 +2,8 @@
 """Compare cxpulse replay output with expected rows (latest revision per row).
 
 Usage: compare.py ACTUAL.jsonl EXPECTED.jsonl
-Counts, numerators and windows must match exactly; value and means within
+Counts, numerators, windows (and revisions, when both sides have them)
+must match exactly; value and means within
 1e-9 relative; quantiles within 1% relative error. Exit 1 on any difference.
 """
 import json, sys
@@ -35,6 +36,8 @@ def main():
         problems = []
         if a["count"] != e["count"]:
             problems.append("count")
+        if "revision" in a and "revision" in e and a["revision"] != e["revision"]:
+            problems.append("revision")
         if a.get("numerator") != e.get("numerator"):
             problems.append("numerator")
         if not close(a["value"], e["value"], 1e-9):
