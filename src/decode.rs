@@ -184,6 +184,13 @@ pub struct RawEvent<'a> {
 
 /// Parses bytes into a [`RawEvent`].
 pub fn parse(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
+    // serde would read a struct from an array too: only objects are events.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return match serde_json::from_slice::<IgnoredAny>(bytes) {
+            Ok(_) => Err(DecodeError::NotAnObject),
+            Err(e) => Err(DecodeError::NotJson(e.to_string())),
+        };
+    }
     serde_json::from_slice::<RawEvent>(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
@@ -418,4 +425,92 @@ pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, Decode
         channel,
         body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(line: &str) -> DecodeError {
+        decode(line.as_bytes(), &mut Interner::default()).unwrap_err()
+    }
+
+    #[test]
+    fn top_level_shapes() {
+        assert_eq!(err("[1, 2, 3]"), DecodeError::NotAnObject);
+        assert_eq!(err("42"), DecodeError::NotAnObject);
+        assert!(matches!(err("not json at all"), DecodeError::NotJson(_)));
+        assert!(matches!(err("{\"event_id\": "), DecodeError::NotJson(_)));
+        let dup = err(r#"{"event_id":"a","event_id":"b"}"#);
+        assert_eq!(dup.field(), Some("event_id"));
+    }
+
+    #[test]
+    fn names_the_field() {
+        let base = r#""event_id":"e1","ts":1793577600000"#;
+        let cases = [
+            (format!(r#"{{{base},"type":"chat.ended"}}"#), "chat_id"),
+            (
+                format!(r#"{{{base},"type":"chat.ended","chat_id":7}}"#),
+                "chat_id",
+            ),
+            (format!(r#"{{{base},"type":"x.y"}}"#), "type"),
+            (
+                format!(r#"{{{base},"type":"chat.ended","chat_id":"c","region":1}}"#),
+                "region",
+            ),
+            (
+                format!(
+                    r#"{{{base},"type":"survey.submitted","survey":"nps","score":7.5,"customer_id":"c"}}"#
+                ),
+                "score",
+            ),
+            (
+                format!(
+                    r#"{{{base},"type":"survey.submitted","survey":"csat","score":9,"customer_id":"c"}}"#
+                ),
+                "score",
+            ),
+            (
+                format!(
+                    r#"{{{base},"type":"checkout.completed","checkout_id":"c","order_id":"o","value":-5}}"#
+                ),
+                "value",
+            ),
+            (
+                format!(r#"{{{base},"type":"ticket.replied","ticket_id":"t","author":"agent"}}"#),
+                "agent_id",
+            ),
+            (
+                format!(r#"{{{base},"type":"ticket.replied","ticket_id":"t","author":"cat"}}"#),
+                "author",
+            ),
+            (
+                r#"{"event_id":"e","type":"chat.ended","chat_id":"c","ts":"2026-11-02T10:00:00"}"#
+                    .to_string(),
+                "ts",
+            ),
+            (
+                r#"{"event_id":"","type":"chat.ended","chat_id":"c","ts":1}"#.to_string(),
+                "event_id",
+            ),
+        ];
+        for (line, field) in cases {
+            let e = err(&line);
+            assert_eq!(e.field(), Some(field), "{line}: {e}");
+            assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn accepts_optional_nulls_and_unknown_fields() {
+        let mut i = Interner::default();
+        let ev = decode(
+            br#"{"event_id":"e","type":"chat.ended","chat_id":"c","ts":1,"region":null,"extra":[1,{"a":2}]}"#,
+            &mut i,
+        )
+        .unwrap();
+        assert_eq!(ev.region, Sym::UNKNOWN);
+        assert_eq!(ev.ts, 1_000);
+    }
 }
