@@ -53,6 +53,15 @@ pub struct EngineSettings {
     pub rules: KpiRules,
 }
 
+/// Engine state could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("engine state is corrupt or from an incompatible version: {0}")]
+    Decode(#[from] postcard::Error),
+    #[error("engine state was written with other settings; refusing to mix them")]
+    SettingsChanged,
+}
+
 /// What the engine has seen, for logs and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
@@ -183,6 +192,21 @@ impl Engine {
             scratch: Scratch::default(),
             settings,
         }
+    }
+
+    /// Serializes the whole engine state (compact binary, postcard).
+    pub fn snapshot(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("engine state always serializes")
+    }
+
+    /// Restores a snapshot taken with the same settings.
+    pub fn restore(bytes: &[u8], settings: &EngineSettings) -> Result<Engine, StateError> {
+        let mut engine: Engine = postcard::from_bytes(bytes)?;
+        if &engine.settings != settings {
+            return Err(StateError::SettingsChanged);
+        }
+        engine.interner.rebuild_index();
+        Ok(engine)
     }
 
     pub fn settings(&self) -> &EngineSettings {
