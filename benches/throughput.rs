@@ -21,7 +21,10 @@ use cxpulse::intern::Interner;
 use std::time::Instant;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -48,12 +51,18 @@ fn main() {
     );
 
     let report = |name: &str, secs: f64| {
-        println!("{name:>7}: {:>10.0} events/s  ({secs:.3} s)", n as f64 / secs);
+        println!(
+            "{name:>7}: {:>10.0} events/s  ({secs:.3} s)",
+            n as f64 / secs
+        );
         secs
     };
 
     let t = Instant::now();
-    let lines = input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+    let lines = input
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
     let scan = report("scan", t.elapsed().as_secs_f64());
     assert_eq!(lines, n);
 

@@ -145,14 +145,14 @@ fn first_reply_time_counts_only_public_agent_replies() {
         115.0,
         [100.0, 130.0, 130.0],
     );
-    assert_dist(
-        r.get(k, W0, &[("channel", "phone")]),
-        1,
-        300.0,
-        [300.0; 3],
-    );
+    assert_dist(r.get(k, W0, &[("channel", "phone")]), 1, 300.0, [300.0; 3]);
     r.none(k, W0, &[("channel", "web")]);
-    assert_dist(r.get(k, W0, &[("region", "eu")]), 2, 115.0, [100.0, 130.0, 130.0]);
+    assert_dist(
+        r.get(k, W0, &[("region", "eu")]),
+        2,
+        115.0,
+        [100.0, 130.0, 130.0],
+    );
     assert_dist(r.get(k, W0, &[("region", "unknown")]), 1, 300.0, [300.0; 3]);
     // The replying agent: never the author of a private note or a bot.
     assert_dist(r.get(k, W0, &[("agent_id", "a1")]), 1, 100.0, [100.0; 3]);
@@ -234,14 +234,24 @@ fn first_resolution_time_uses_only_the_first_resolve() {
     let k = "first_resolution_time_seconds";
     // t1 120 (a1), t2 60 (no agent), t3 120 (a2), t4 200 (a1).
     assert_dist(r.get(k, W0, &[]), 4, 125.0, [120.0, 200.0, 200.0]);
-    assert_dist(r.get(k, W0, &[("agent_id", "a1")]), 2, 160.0, [120.0, 200.0, 200.0]);
+    assert_dist(
+        r.get(k, W0, &[("agent_id", "a1")]),
+        2,
+        160.0,
+        [120.0, 200.0, 200.0],
+    );
     assert_dist(r.get(k, W0, &[("agent_id", "a2")]), 1, 120.0, [120.0; 3]);
     assert_dist(r.get(k, W0, &[("agent_id", "unknown")]), 1, 60.0, [60.0; 3]);
     r.none(k, W0, &[("agent_id", "a9")]);
     assert_dist(r.get(k, W0, &[("channel", "email")]), 2, 120.0, [120.0; 3]);
     assert_dist(r.get(k, W0, &[("channel", "phone")]), 1, 60.0, [60.0; 3]);
     assert_dist(r.get(k, W0, &[("channel", "web")]), 1, 200.0, [200.0; 3]);
-    assert_dist(r.get(k, W0, &[("region", "eu")]), 3, 440.0 / 3.0, [120.0, 200.0, 200.0]);
+    assert_dist(
+        r.get(k, W0, &[("region", "eu")]),
+        3,
+        440.0 / 3.0,
+        [120.0, 200.0, 200.0],
+    );
     assert_dist(r.get(k, W0, &[("region", "us")]), 1, 60.0, [60.0; 3]);
     // t6: opened B+700, resolved B+800.
     assert_dist(r.get(k, W1, &[]), 1, 100.0, [100.0; 3]);
@@ -367,13 +377,28 @@ fn chat_wait_time_is_request_to_first_join() {
     let k = "chat_wait_time_seconds";
     // Waits: c1 40 (a1), c2 50 (a2), c6 60 (a1), c7 61 (a3), c8 120 (a3).
     assert_dist(r.get(k, W0, &[]), 5, 331.0 / 5.0, [60.0, 120.0, 120.0]);
-    assert_dist(r.get(k, W0, &[("region", "eu")]), 3, 151.0 / 3.0, [50.0, 61.0, 61.0]);
+    assert_dist(
+        r.get(k, W0, &[("region", "eu")]),
+        3,
+        151.0 / 3.0,
+        [50.0, 61.0, 61.0],
+    );
     assert_dist(r.get(k, W0, &[("region", "us")]), 1, 60.0, [60.0; 3]);
     assert_dist(r.get(k, W0, &[("region", "unknown")]), 1, 120.0, [120.0; 3]);
-    assert_dist(r.get(k, W0, &[("agent_id", "a1")]), 2, 50.0, [40.0, 60.0, 60.0]);
+    assert_dist(
+        r.get(k, W0, &[("agent_id", "a1")]),
+        2,
+        50.0,
+        [40.0, 60.0, 60.0],
+    );
     // a2's second join of c1 (wait 100) is not a first join.
     assert_dist(r.get(k, W0, &[("agent_id", "a2")]), 1, 50.0, [50.0; 3]);
-    assert_dist(r.get(k, W0, &[("agent_id", "a3")]), 2, 90.5, [61.0, 120.0, 120.0]);
+    assert_dist(
+        r.get(k, W0, &[("agent_id", "a3")]),
+        2,
+        90.5,
+        [61.0, 120.0, 120.0],
+    );
     r.none(k, W0, &[("channel", "chat")]);
     r.none(k, W1, &[]);
 }
@@ -471,9 +496,19 @@ fn chat_handle_time_is_first_join_to_end() {
     // Ends in window 0 after a join: c2 130 (a2), c1 360 (first join a1 at
     // 40, not a2's at 100), c6 420 (a1). Abandoned chats have none.
     assert_dist(r.get(k, W0, &[]), 3, 910.0 / 3.0, [360.0, 420.0, 420.0]);
-    assert_dist(r.get(k, W0, &[("agent_id", "a1")]), 2, 390.0, [360.0, 420.0, 420.0]);
+    assert_dist(
+        r.get(k, W0, &[("agent_id", "a1")]),
+        2,
+        390.0,
+        [360.0, 420.0, 420.0],
+    );
     assert_dist(r.get(k, W0, &[("agent_id", "a2")]), 1, 130.0, [130.0; 3]);
-    assert_dist(r.get(k, W0, &[("region", "eu")]), 2, 245.0, [130.0, 360.0, 360.0]);
+    assert_dist(
+        r.get(k, W0, &[("region", "eu")]),
+        2,
+        245.0,
+        [130.0, 360.0, 360.0],
+    );
     assert_dist(r.get(k, W0, &[("region", "us")]), 1, 420.0, [420.0; 3]);
     r.none(k, W0, &[("agent_id", "a3")]);
     // c8: joined B+560, ended B+700 (observed at the end, window 1).
@@ -487,20 +522,21 @@ fn chat_handle_time_is_first_join_to_end() {
 fn survey_scenario() -> Events {
     let mut ev = Events::new();
     let mut t = 0;
-    let mut add = |kind: &str, score: i64, agent: Option<&str>, ch: Option<&str>, region: Option<&str>| {
-        t += 7;
-        let mut f = json!({"survey": kind, "score": score, "customer_id": "c"});
-        if let Some(a) = agent {
-            f["agent_id"] = json!(a);
-        }
-        if let Some(c) = ch {
-            f["channel"] = json!(c);
-        }
-        if let Some(r) = region {
-            f["region"] = json!(r);
-        }
-        ev.add("survey.submitted", t, f);
-    };
+    let mut add =
+        |kind: &str, score: i64, agent: Option<&str>, ch: Option<&str>, region: Option<&str>| {
+            t += 7;
+            let mut f = json!({"survey": kind, "score": score, "customer_id": "c"});
+            if let Some(a) = agent {
+                f["agent_id"] = json!(a);
+            }
+            if let Some(c) = ch {
+                f["channel"] = json!(c);
+            }
+            if let Some(r) = region {
+                f["region"] = json!(r);
+            }
+            ev.add("survey.submitted", t, f);
+        };
     add("csat", 5, Some("a1"), Some("chat"), Some("eu"));
     add("csat", 4, Some("a1"), Some("email"), Some("eu"));
     add("csat", 3, Some("a2"), Some("chat"), Some("us"));
@@ -620,24 +656,43 @@ fn checkout_scenario() -> Events {
         }
         ev.add("checkout.started", t, f);
     };
-    let complete = |ev: &mut Events, t, id: &str, value: serde_json::Value, dims: serde_json::Value| {
-        let mut f = json!({"checkout_id": id, "order_id": format!("o-{id}"), "value": value});
-        if let serde_json::Value::Object(m) = dims {
-            for (k, v) in m {
-                f[k.as_str()] = v;
+    let complete =
+        |ev: &mut Events, t, id: &str, value: serde_json::Value, dims: serde_json::Value| {
+            let mut f = json!({"checkout_id": id, "order_id": format!("o-{id}"), "value": value});
+            if let serde_json::Value::Object(m) = dims {
+                for (k, v) in m {
+                    f[k.as_str()] = v;
+                }
             }
-        }
-        ev.add("checkout.completed", t, f);
-    };
+            ev.add("checkout.completed", t, f);
+        };
     start(&mut ev, 0, "k1", "web", Some("eu"));
     start(&mut ev, 50, "k2", "app", Some("us"));
-    complete(&mut ev, 100, "k1", json!(10.5), json!({"channel": "web", "region": "eu"}));
-    complete(&mut ev, 200, "k2", json!(0), json!({"channel": "app", "region": "us"}));
+    complete(
+        &mut ev,
+        100,
+        "k1",
+        json!(10.5),
+        json!({"channel": "web", "region": "eu"}),
+    );
+    complete(
+        &mut ev,
+        200,
+        "k2",
+        json!(0),
+        json!({"channel": "app", "region": "us"}),
+    );
     start(&mut ev, 300, "k3", "web", Some("eu"));
     start(&mut ev, 650, "k4", "web", Some("eu"));
     start(&mut ev, 660, "k5", "app", None);
     complete(&mut ev, 690, "k5", json!(7.25), json!({}));
-    complete(&mut ev, 700, "k3", json!(20), json!({"channel": "web", "region": "eu"}));
+    complete(
+        &mut ev,
+        700,
+        "k3",
+        json!(20),
+        json!({"channel": "web", "region": "eu"}),
+    );
     ev
 }
 
@@ -923,7 +978,7 @@ fn churn_rate_denominator_is_active_base_at_window_start() {
     // Region of the started event (eu), not of the cancel event (us).
     assert_ratio(r.get(k, W1, &[("region", "eu")]), 1, 1);
     r.none(k, W1, &[("region", "us")]); // base 1 but no cancellation
-    // Window 2: active at B+1200 = S3, S4 (S5 starts later); S4 cancels.
+                                        // Window 2: active at B+1200 = S3, S4 (S5 starts later); S4 cancels.
     assert_ratio(r.get(k, W2, &[]), 1, 2);
     assert_ratio(r.get(k, W2, &[("region", "eu")]), 1, 1);
     r.none(k, W2, &[("region", "us")]);
@@ -1047,9 +1102,11 @@ fn record_json_shape_for_ratio_and_distribution() {
     );
     let out = ev.run(&tumbling10(r#"[["region"]]"#));
     let r = Rows::of(&out);
-    let sl: serde_json::Value =
-        serde_json::from_str(&r.get("chat_service_level", W0, &[("region", "eu")]).to_json())
-            .unwrap();
+    let sl: serde_json::Value = serde_json::from_str(
+        &r.get("chat_service_level", W0, &[("region", "eu")])
+            .to_json(),
+    )
+    .unwrap();
     assert_eq!(sl["kpi"], "chat_service_level");
     assert_eq!(sl["window"], "10m");
     assert_eq!(sl["window_start"], "2026-11-23T10:00:00Z");
@@ -1150,16 +1207,16 @@ fn absent_dimensions_are_unknown() {
         1,
         json!({"ticket_id": "t", "customer_id": "x", "channel": "email"}),
     );
-    ev.add(
-        "ticket.resolved",
-        61,
-        json!({"ticket_id": "t"}),
-    );
+    ev.add("ticket.resolved", 61, json!({"ticket_id": "t"}));
     let out = ev.run(&tumbling10(ALL_SETS));
     let r = Rows::of(&out);
     assert_count(r.get("tickets_opened", W0, &[("region", "unknown")]), 1);
     assert_dist(
-        r.get("first_resolution_time_seconds", W0, &[("agent_id", "unknown")]),
+        r.get(
+            "first_resolution_time_seconds",
+            W0,
+            &[("agent_id", "unknown")],
+        ),
         1,
         60.0,
         [60.0; 3],
@@ -1264,4 +1321,86 @@ fn every_kpi_name_is_covered_by_these_tests() {
     let mut want = names.to_vec();
     want.sort();
     assert_eq!(seen, want);
+}
+
+#[test]
+fn distribution_quantiles_are_within_one_percent_of_nearest_rank() {
+    // 600 first-reply times spread over four orders of magnitude (0.25 s …
+    // ~2,400 s) in one 24h window [2026-11-23T00:00Z, +24h); the expected
+    // quantiles are exact nearest-rank values (rank ⌈q·n⌉) computed here.
+    let cfg = config(r#"[ { size = "24h" } ]"#, OVERALL);
+    let mut timed: Vec<(i64, i64, String)> = Vec::new(); // (ms, order, line)
+    let mut waits = Vec::new();
+    for i in 0..600i64 {
+        // j: a permutation of 0..600, so waits do not grow with i.
+        let j = (i * 7919) % 600;
+        let wait_ms = (250.0 * 1.0154f64.powi(j as i32)).round() as i64;
+        waits.push(wait_ms as f64 / 1000.0);
+        let open_ms = i * 1000;
+        timed.push((
+            open_ms,
+            0,
+            event_line(
+                &format!("o{i}"),
+                "ticket.opened",
+                json!(B_MS + open_ms),
+                json!({"ticket_id": format!("t{i}"), "customer_id": "c", "channel": "web"}),
+            ),
+        ));
+        timed.push((
+            open_ms + wait_ms,
+            1,
+            event_line(
+                &format!("r{i}"),
+                "ticket.replied",
+                json!(B_MS + open_ms + wait_ms),
+                json!({"ticket_id": format!("t{i}"), "author": "agent", "agent_id": "a"}),
+            ),
+        ));
+    }
+    timed.sort_by_key(|p| (p.0, p.1));
+    let lines: Vec<String> = timed.into_iter().map(|p| p.2).collect();
+    let out = run(&cfg, &lines);
+    let r = Rows::of(&out);
+    let mean = waits.iter().sum::<f64>() / waits.len() as f64;
+    let q = [
+        nearest_rank(&waits, 0.5),
+        nearest_rank(&waits, 0.9),
+        nearest_rank(&waits, 0.99),
+    ];
+    // The test data spans a wide range: p99 / p50 is large.
+    assert!(q[2] / q[0] > 10.0, "{q:?}");
+    assert_eq!(r.kpi("first_reply_time_seconds").len(), 1);
+    let row = r.get("first_reply_time_seconds", -10 * 3600, &[]);
+    assert_dist(row, 600, mean, q);
+}
+
+#[test]
+fn zero_durations_report_zero_quantiles() {
+    let mut ev = Events::new();
+    ev.add(
+        "ticket.opened",
+        5,
+        json!({"ticket_id": "t", "customer_id": "c", "channel": "web"}),
+    );
+    ev.add(
+        "ticket.replied",
+        5,
+        json!({"ticket_id": "t", "author": "agent", "agent_id": "a"}),
+    );
+    ev.add(
+        "chat.requested",
+        6,
+        json!({"chat_id": "c", "customer_id": "c"}),
+    );
+    ev.add(
+        "chat.agent_joined",
+        6,
+        json!({"chat_id": "c", "agent_id": "a"}),
+    );
+    let out = ev.run(&tumbling10(OVERALL));
+    let r = Rows::of(&out);
+    assert_dist(r.get("first_reply_time_seconds", W0, &[]), 1, 0.0, [0.0; 3]);
+    assert_dist(r.get("chat_wait_time_seconds", W0, &[]), 1, 0.0, [0.0; 3]);
+    assert_ratio(r.get("chat_service_level", W0, &[]), 1, 1);
 }

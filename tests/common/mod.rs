@@ -164,7 +164,10 @@ impl<'a> Rows<'a> {
             .copied()
             .filter(|r| r.kpi == kpi && r.window_start == us(start) && norm_group(&r.group) == g)
             .collect();
-        assert!(found.len() <= 1, "several rows match {kpi} {start} {group:?}");
+        assert!(
+            found.len() <= 1,
+            "several rows match {kpi} {start} {group:?}"
+        );
         found.first().copied()
     }
 
