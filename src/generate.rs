@@ -256,7 +256,7 @@ impl GenerateOptions {
             );
         }
         let end = self.start_ms.checked_add(self.duration_ms);
-        if end.map_or(true, |e| e > MAX_TS_MS) {
+        if end.is_none_or(|e| e > MAX_TS_MS) {
             return bad(
                 "duration_ms",
                 "start_ms + duration_ms must be before 9999-12-31T00:00:00Z",
@@ -714,7 +714,7 @@ impl Iterator for Generator {
             // arrival >= horizon and a larger sequence number.
             let horizon = self.actors.peek().map(|s| s.ts);
             match (self.arrivals.peek(), horizon) {
-                (Some(top), h) if h.map_or(true, |h| top.arrival <= h) => {
+                (Some(top), h) if h.is_none_or(|h| top.arrival <= h) => {
                     let p = self.arrivals.pop().expect("peeked");
                     return Some(self.emit(p));
                 }

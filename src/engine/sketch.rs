@@ -194,6 +194,16 @@ impl QuantileSketch {
     }
 }
 
+impl PartialEq for QuantileSketch {
+    /// Same counts in the same buckets, whatever the representation.
+    fn eq(&self, other: &Self) -> bool {
+        self.count == other.count
+            && self.zeros == other.zeros
+            && self.positive.buckets().eq(other.positive.buckets())
+            && self.negative.buckets().eq(other.negative.buckets())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,15 +262,5 @@ mod tests {
                     "q={} got={} want={}", q, got, want);
             }
         }
-    }
-}
-
-impl PartialEq for QuantileSketch {
-    /// Same counts in the same buckets, whatever the representation.
-    fn eq(&self, other: &Self) -> bool {
-        self.count == other.count
-            && self.zeros == other.zeros
-            && self.positive.buckets().eq(other.positive.buckets())
-            && self.negative.buckets().eq(other.negative.buckets())
     }
 }
