@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-./target/release/cxpulse replay \
+"${CARGO_TARGET_DIR:-target}/release/cxpulse" replay \
   --config tests/data/example/config.toml \
   --input tests/data/example/events.jsonl \
   --output "$out/kpis.jsonl" \

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rate=${RATE:-4}; duration=${DURATION:-40m}
-bin=./target/release/cxpulse
+bin="${CARGO_TARGET_DIR:-target}/release/cxpulse"
 [ -x "$bin" ] || cargo build --release --quiet
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 cat > "$work/a.toml" <<'T'
