@@ -156,6 +156,9 @@ pub struct PipelineConfig {
     pub summary_interval: String,
     /// How long shutdown waits for the producer to deliver what is queued.
     pub shutdown_timeout: String,
+    /// Event time a partition may run ahead of the slowest one before it is
+    /// paused; "0s" turns pausing off.
+    pub max_partition_skew: String,
 }
 
 /// `[embedded]`: the demo that runs when `kafka.brokers` is empty.
@@ -200,6 +203,8 @@ pub struct PipelineSettings {
     /// `None` when off.
     pub summary_interval: Option<Micros>,
     pub shutdown_timeout: Micros,
+    /// `None` when off.
+    pub max_partition_skew: Option<Micros>,
 }
 
 /// Validated `[embedded]` settings.
@@ -354,6 +359,11 @@ impl Config {
             channel_capacity: p.channel_capacity,
             summary_interval: (summary > 0).then_some(summary),
             shutdown_timeout: duration("pipeline.shutdown_timeout", &p.shutdown_timeout)?,
+            max_partition_skew: Some(duration(
+                "pipeline.max_partition_skew",
+                &p.max_partition_skew,
+            )?)
+            .filter(|d| *d > 0),
         })
     }
 

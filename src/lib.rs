@@ -8,8 +8,10 @@
 //!   deterministic, no I/O) →
 //! - outputs: [`record::KpiRecord`]s written by [`output`].
 //!
-//! [`replay`] wires a file through the engine; [`generate`] makes synthetic
-//! traffic; [`config`] is the typed configuration.
+//! [`pipeline`] runs the engine between Kafka topics (`cxpulse run`, with an
+//! embedded demo cluster by default); [`replay`] wires a file through the
+//! engine; [`generate`] makes synthetic traffic; [`config`] is the typed
+//! configuration.
 
 pub mod config;
 pub mod decode;
@@ -19,6 +21,7 @@ pub mod generate;
 pub mod input;
 pub mod intern;
 pub mod output;
+pub mod pipeline;
 pub mod record;
 pub mod replay;
 pub mod time;

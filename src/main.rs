@@ -12,15 +12,29 @@ use std::process::ExitCode;
 #[command(
     name = "cxpulse",
     version,
-    about = "Event-time customer-experience KPIs from event streams"
+    about = "Event-time customer-experience KPIs from event streams",
+    long_about = "Event-time customer-experience KPIs from event streams.\n\n\
+        With no subcommand, runs the Kafka pipeline (`cxpulse run`): with the default \
+        configuration (no kafka.brokers) that is an embedded demo on an in-process mock \
+        cluster; set CXPULSE__KAFKA__BROKERS=host:9092 to use a real cluster."
 )]
 struct Cli {
+    /// Log format on stderr (overrides `log.format`).
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the Kafka pipeline (the default): input topics -> engine -> KPI
+    /// and dead-letter topics. With no `kafka.brokers`, an embedded demo.
+    Run {
+        /// Configuration file (TOML), layered over the defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Run the engine over a JSONL file (one partition) and write KPI records.
     Replay {
         /// Configuration file (TOML), layered over the defaults.
@@ -36,15 +50,26 @@ enum Command {
         #[arg(long)]
         dead_letter: Option<PathBuf>,
     },
-    /// Generate synthetic CX traffic as JSONL.
+    /// Generate synthetic CX traffic as JSONL, or into Kafka with --brokers.
     Generate(GenerateCli),
 }
 
 #[derive(clap::Args, Debug)]
 struct GenerateCli {
     /// Output file (`-` for stdout).
+    #[arg(long, required_unless_present = "brokers", conflicts_with = "brokers")]
+    output: Option<PathBuf>,
+    /// Produce into Kafka instead (bootstrap servers): each record to its
+    /// stream's topic (`kafka.topics`), keyed by its entity id.
     #[arg(long)]
-    output: PathBuf,
+    brokers: Option<String>,
+    /// Configuration file for --brokers: topic names and `[kafka.properties]`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// With --brokers: pace by event time, this many event-time seconds per
+    /// wall second (1 = real time). Default: as fast as possible.
+    #[arg(long)]
+    speed: Option<f64>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Events per second of event time.
@@ -79,18 +104,44 @@ struct GenerateCli {
     agents: usize,
 }
 
-fn init_logging() {
+/// Structured logs with tracing on stderr: text, or JSON lines. `RUST_LOG`
+/// wins over `level`.
+fn init_logging(format: &str, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+impl Cli {
+    /// The `--config` of the subcommand, if any.
+    fn config_path(&self) -> Option<&std::path::Path> {
+        match &self.command {
+            Some(Command::Run { config }) | Some(Command::Replay { config, .. }) => {
+                config.as_deref()
+            }
+            Some(Command::Generate(g)) => g.config.as_deref(),
+            None => None,
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The log settings live in the configuration; a broken configuration is
+    // reported (exit 2) with default logging.
+    let (format, level) = match Config::load(cli.config_path()) {
+        Ok(c) => (c.log.format, c.log.level),
+        Err(_) => ("text".to_string(), "info".to_string()),
+    };
+    init_logging(cli.log_format.as_deref().unwrap_or(&format), &level);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -146,8 +197,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Generate(g)) => generate(g),
-        None => anyhow::bail!("no command given; try `cxpulse replay --help`"),
+        Some(Command::Run { config }) => run_pipeline(config.as_deref()),
+        None => run_pipeline(None),
     }
+}
+
+/// `cxpulse run`: the Kafka pipeline (or the embedded demo) until
+/// SIGINT/SIGTERM; exit 0 after a graceful shutdown.
+fn run_pipeline(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cxpulse")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(cxpulse::pipeline::run(cfg))
 }
 
 fn generate(g: GenerateCli) -> anyhow::Result<()> {
@@ -174,12 +238,16 @@ fn generate(g: GenerateCli) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--scenario: {e}"))?,
         agents: g.agents,
     };
-    let out: Box<dyn Write> = if g.output.as_os_str() == "-" {
+    if let Some(brokers) = &g.brokers {
+        return generate_to_kafka(g.config.as_deref(), brokers, g.speed, opts);
+    }
+    let output = g.output.expect("clap requires --output without --brokers");
+    let out: Box<dyn Write> = if output.as_os_str() == "-" {
         Box::new(std::io::stdout())
     } else {
         Box::new(
-            std::fs::File::create(&g.output)
-                .with_context(|| format!("creating {}", g.output.display()))?,
+            std::fs::File::create(&output)
+                .with_context(|| format!("creating {}", output.display()))?,
         )
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
@@ -191,5 +259,54 @@ fn generate(g: GenerateCli) -> anyhow::Result<()> {
     }
     out.flush()?;
     tracing::info!(records = n, "generated");
+    Ok(())
+}
+
+/// `cxpulse generate --brokers`: the generator's traffic into the four input
+/// topics, with a progress line; SIGINT/SIGTERM stops it after a flush.
+fn generate_to_kafka(
+    config: Option<&std::path::Path>,
+    brokers: &str,
+    speed: Option<f64>,
+    opts: cxpulse::generate::GenerateOptions,
+) -> anyhow::Result<()> {
+    use cxpulse::pipeline::feed::{produce, FeedOptions, FeedStats};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    if let Some(s) = speed {
+        anyhow::ensure!(
+            s.is_finite() && s > 0.0,
+            "--speed: must be a positive number"
+        );
+    }
+    let cfg = Config::load(config)?;
+    let generator = cxpulse::generate::Generator::try_new(opts)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        // A small runtime on its own thread only waits for the signal.
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(cxpulse::pipeline::shutdown_signal());
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+    let feed = FeedOptions {
+        client: cxpulse::pipeline::producer_config(&cfg, brokers),
+        topics: cfg.kafka.topics.inputs().map(str::to_string),
+        time_scale: speed,
+        progress: true,
+    };
+    let stats = Arc::new(FeedStats::default());
+    produce(&feed, generator, &stop, &stats)?;
+    tracing::info!(
+        records = stats.acked.load(Ordering::Relaxed),
+        brokers,
+        "generated into Kafka"
+    );
     Ok(())
 }

@@ -1,0 +1,210 @@
+//! Stages 3 and 4: the idempotent producer and its acknowledgements.
+//!
+//! The engine task numbers every outgoing record (KPI records and dead
+//! letters share one sequence) and sends it down a bounded channel to the
+//! **producer task**, which serializes it, hands it to librdkafka (waiting
+//! while librdkafka's own queue is full) and passes the delivery future, in
+//! order, down a second bounded channel to the **acknowledgement task**.
+//!
+//! The acknowledgement task awaits the futures in sequence order and
+//! publishes `acked_through`: every record with a sequence number at or
+//! below it is acknowledged by the broker (`acks=all`). That single number is
+//! what commit safety needs (see `commit.rs`). A delivery that fails for good
+//! (librdkafka has retried until `message.timeout.ms`) stops the pipeline
+//! with an error; `acked_through` never passes it, so its input offsets are
+//! never committed and a restart produces it again.
+//!
+//! The producer is idempotent (`enable.idempotence=true`, `acks=all`), so
+//! librdkafka's retries neither duplicate nor reorder records of a
+//! partition: revisions of a row (same key) arrive in order.
+
+use super::Stats;
+use crate::record::KpiRecord;
+use anyhow::anyhow;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A record for the producer task.
+#[derive(Debug)]
+pub enum SinkMessage {
+    /// A KPI record, keyed `kpi|window|group`, to the KPI topic.
+    Kpi { seq: u64, record: KpiRecord },
+    /// The original bytes of a rejected input, to the dead-letter topic.
+    DeadLetter { seq: u64, letter: DeadLetterMessage },
+}
+
+/// A dead letter: the original message value and key, plus headers that say
+/// why and where from.
+#[derive(Debug)]
+pub struct DeadLetterMessage {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    /// `invalid` or `late`.
+    pub kind: &'static str,
+    /// Short machine label (`missing_field`, `not_json`, `late`, …).
+    pub reason_code: &'static str,
+    /// Human reason, naming the field.
+    pub reason: String,
+    pub field: Option<String>,
+    pub source_topic: Arc<str>,
+    pub source_partition: i32,
+    pub source_offset: i64,
+}
+
+impl DeadLetterMessage {
+    fn headers(&self) -> OwnedHeaders {
+        let partition = self.source_partition.to_string();
+        let offset = self.source_offset.to_string();
+        let mut h = OwnedHeaders::new_with_capacity(7)
+            .insert(Header {
+                key: "reason",
+                value: Some(&self.reason),
+            })
+            .insert(Header {
+                key: "reason_code",
+                value: Some(self.reason_code),
+            })
+            .insert(Header {
+                key: "kind",
+                value: Some(self.kind),
+            });
+        if let Some(f) = &self.field {
+            h = h.insert(Header {
+                key: "field",
+                value: Some(f),
+            });
+        }
+        h.insert(Header {
+            key: "source_topic",
+            value: Some(&*self.source_topic),
+        })
+        .insert(Header {
+            key: "source_partition",
+            value: Some(&partition),
+        })
+        .insert(Header {
+            key: "source_offset",
+            value: Some(&offset),
+        })
+    }
+}
+
+/// Topic names the producer task writes to.
+#[derive(Debug, Clone)]
+pub struct SinkTopics {
+    pub kpis: String,
+    pub dead_letter: String,
+}
+
+/// The producer task. Ends when the engine stage drops its sender; then
+/// flushes the producer explicitly (never relying on drop) for up to
+/// `flush_timeout`.
+pub async fn run_producer(
+    producer: Arc<FutureProducer>,
+    topics: SinkTopics,
+    mut rx: mpsc::Receiver<SinkMessage>,
+    acks: mpsc::Sender<(u64, DeliveryFuture)>,
+    stats: Arc<Stats>,
+    flush_timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut value = Vec::with_capacity(512);
+    let mut result = Ok(());
+    while let Some(msg) = rx.recv().await {
+        value.clear();
+        let (seq, delivery) = match &msg {
+            SinkMessage::Kpi { seq, record } => {
+                record.write_json(&mut value);
+                let key = record.key();
+                let r = FutureRecord::to(&topics.kpis).key(&key).payload(&value);
+                (*seq, enqueue(&producer, r).await)
+            }
+            SinkMessage::DeadLetter { seq, letter } => {
+                let mut r = FutureRecord::<[u8], [u8]>::to(&topics.dead_letter)
+                    .payload(&letter.payload)
+                    .headers(letter.headers());
+                if let Some(k) = &letter.key {
+                    r = r.key(k);
+                }
+                (*seq, enqueue(&producer, r).await)
+            }
+        };
+        match delivery {
+            Ok(fut) => {
+                match &msg {
+                    SinkMessage::Kpi { .. } => stats.records_sent.fetch_add(1, Ordering::Relaxed),
+                    SinkMessage::DeadLetter { .. } => {
+                        stats.dead_letters_sent.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+                if acks.send((seq, fut)).await.is_err() {
+                    // The acknowledgement task failed; it reports why.
+                    break;
+                }
+            }
+            Err(e) => {
+                result = Err(anyhow!("producing record {seq}: {e}"));
+                break;
+            }
+        }
+    }
+    drop(acks);
+    // Explicit flush: wait for librdkafka to deliver what it holds. flush()
+    // blocks, so it runs off the async workers.
+    let p = producer.clone();
+    let flushed = tokio::task::spawn_blocking(move || p.flush(flush_timeout))
+        .await
+        .map_err(|e| anyhow!("flush task: {e}"))?;
+    if let Err(e) = flushed {
+        tracing::warn!(error = %e, "producer flush did not complete; undelivered records stay uncommitted");
+    }
+    result
+}
+
+/// Hands one record to librdkafka, waiting while its queue is full
+/// (backpressure from the brokers to the engine). Other errors are fatal.
+async fn enqueue<K, P>(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, K, P>,
+) -> Result<DeliveryFuture, KafkaError>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send_result(record) {
+            Ok(fut) => return Ok(fut),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// The acknowledgement task: awaits deliveries in sequence order and
+/// publishes `acked_through` in [`Stats::acked_through`].
+pub async fn run_acks(
+    mut rx: mpsc::Receiver<(u64, DeliveryFuture)>,
+    stats: Arc<Stats>,
+) -> anyhow::Result<()> {
+    while let Some((seq, fut)) = rx.recv().await {
+        match fut.await {
+            Ok(Ok(_)) => stats.acked_through.store(seq, Ordering::Release),
+            Ok(Err((e, msg))) => {
+                use rdkafka::message::Message;
+                return Err(anyhow!(
+                    "delivery of record {seq} to {} failed: {e}; its input offsets stay uncommitted",
+                    msg.topic()
+                ));
+            }
+            Err(_) => return Err(anyhow!("delivery of record {seq} was cancelled")),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! Stage 1: the Kafka consumer.
+//!
+//! One [`StreamConsumer`] in the consumer group, subscribed to the four input
+//! topics. Its task copies each message into an owned [`SourceEvent`] and
+//! sends it down a bounded channel to the engine task; when the engine falls
+//! behind, `send` waits and the consumer stops polling (backpressure: the
+//! messages stay in Kafka, not in memory).
+//!
+//! Rebalances are reported by librdkafka through [`SourceContext`] callbacks
+//! while the consumer is polled; the task forwards them on the same channel,
+//! before any message of a newly assigned partition, so the engine always
+//! knows a partition (and its committed resume watermark) before its data.
+
+use super::commit::PartitionId;
+use super::{partition_id, Stats};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Notify};
+
+/// The consumer type of the pipeline.
+pub type Source = StreamConsumer<SourceContext>;
+
+/// What the consumer stage tells the engine stage.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// One input message (owned copy).
+    Message(InputMessage),
+    /// Partitions assigned to this member, with their committed metadata.
+    Assigned(Vec<AssignedPartition>),
+    /// Partitions taken away.
+    Revoked(Vec<(PartitionId, String, i32)>),
+}
+
+#[derive(Debug)]
+pub struct InputMessage {
+    pub pid: PartitionId,
+    /// Index into the input topic list.
+    pub topic: usize,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    /// Empty for a message without value (a tombstone): invalid input.
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct AssignedPartition {
+    pub pid: PartitionId,
+    pub topic: String,
+    pub partition: i32,
+    /// Offset metadata of the group's last commit, if any.
+    pub metadata: Option<String>,
+}
+
+/// Consumer callbacks: rebalances, statistics (lag) and commit results.
+pub struct SourceContext {
+    topics: Vec<String>,
+    pending: Mutex<Vec<SourceEvent>>,
+    notify: Notify,
+    stats: Arc<Stats>,
+    last_error: Mutex<Option<(String, std::time::Instant)>>,
+}
+
+impl SourceContext {
+    pub fn new(topics: Vec<String>, stats: Arc<Stats>) -> Self {
+        SourceContext {
+            topics,
+            pending: Mutex::new(Vec::new()),
+            notify: Notify::new(),
+            stats,
+            last_error: Mutex::new(None),
+        }
+    }
+
+    fn topic_index(&self, topic: &str) -> Option<usize> {
+        self.topics.iter().position(|t| t == topic)
+    }
+
+    fn push(&self, event: SourceEvent) {
+        self.pending.lock().expect("not poisoned").push(event);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Vec<SourceEvent> {
+        std::mem::take(&mut *self.pending.lock().expect("not poisoned"))
+    }
+}
+
+impl ClientContext for SourceContext {
+    /// librdkafka statistics (every `statistics.interval.ms`): the read lag
+    /// (high watermark − next offset handed to us) summed over the input
+    /// partitions, for the live summary. librdkafka's own `consumer_lag` is
+    /// measured from the committed offset, which deliberately trails (see
+    /// commit.rs), so it is not used.
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = 0i64;
+        for (name, topic) in &statistics.topics {
+            if self.topic_index(name).is_none() {
+                continue;
+            }
+            for (p, part) in &topic.partitions {
+                let position = if part.app_offset >= 0 {
+                    part.app_offset
+                } else {
+                    part.committed_offset
+                };
+                if *p >= 0 && part.hi_offset >= 0 && position >= 0 {
+                    lag += (part.hi_offset - position).max(0);
+                }
+            }
+        }
+        self.stats.consumer_lag.store(lag, Ordering::Relaxed);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Broker trouble is reported here (and retried by librdkafka); the
+        // same error repeats while it lasts: log it once per 10 s.
+        let text = error.to_string();
+        let mut last = self.last_error.lock().expect("not poisoned");
+        let repeat = last
+            .as_ref()
+            .is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(10));
+        if !repeat {
+            tracing::warn!(error = %text, reason, "kafka client error (retrying)");
+            *last = Some((text, std::time::Instant::now()));
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked: Vec<_> = tpl
+                .elements()
+                .iter()
+                .filter_map(|e| {
+                    let t = self.topic_index(e.topic())?;
+                    Some((
+                        partition_id(t, e.partition()),
+                        e.topic().to_string(),
+                        e.partition(),
+                    ))
+                })
+                .collect();
+            tracing::info!(partitions = revoked.len(), "partitions revoked");
+            self.push(SourceEvent::Revoked(revoked));
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                // The committed offsets' metadata carries the resume watermark
+                // (see commit.rs). A blocking request, but rebalances are rare.
+                let committed = consumer
+                    .committed_offsets((*tpl).clone(), Duration::from_secs(10))
+                    .map_err(|e| tracing::warn!(error = %e, "reading committed offsets failed"))
+                    .ok();
+                let metadata_of = |topic: &str, partition: i32| -> Option<String> {
+                    let c = committed.as_ref()?;
+                    let e = c.find_partition(topic, partition)?;
+                    let m = e.metadata();
+                    (!m.is_empty()).then(|| m.to_string())
+                };
+                let assigned: Vec<_> = tpl
+                    .elements()
+                    .iter()
+                    .filter_map(|e| {
+                        let t = self.topic_index(e.topic())?;
+                        Some(AssignedPartition {
+                            pid: partition_id(t, e.partition()),
+                            topic: e.topic().to_string(),
+                            partition: e.partition(),
+                            metadata: metadata_of(e.topic(), e.partition()),
+                        })
+                    })
+                    .collect();
+                tracing::info!(partitions = assigned.len(), "partitions assigned");
+                self.push(SourceEvent::Assigned(assigned));
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => tracing::debug!(partitions = offsets.count(), "offsets committed"),
+            // Not fatal: a later commit covers the same offsets.
+            Err(e) => tracing::warn!(error = %e, "offset commit failed"),
+        }
+    }
+}
+
+/// The consumer task: poll, copy, forward; stops when `stop` is set (or the
+/// engine stage is gone). Dropping `tx` tells the engine stage input ended.
+pub async fn run(
+    consumer: Arc<Source>,
+    tx: mpsc::Sender<SourceEvent>,
+    mut stop: watch::Receiver<bool>,
+    stats: Arc<Stats>,
+) {
+    let ctx = consumer.context().clone();
+    // The same error repeats every poll while a broker is down: log it once
+    // per 10 s (librdkafka logs the details itself).
+    let mut last_error: Option<(String, std::time::Instant)> = None;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let received = tokio::select! {
+            // Stop promptly even when no message arrives.
+            _ = stop.changed() => break,
+            // A rebalance happened while no message was returned.
+            _ = ctx.notify.notified() => None,
+            m = consumer.recv() => Some(m.map(|m| {
+                let topic = ctx.topic_index(m.topic());
+                topic.map(|t| InputMessage {
+                    pid: partition_id(t, m.partition()),
+                    topic: t,
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                })
+            })),
+        };
+        // Rebalance events first: they happened before the message returned.
+        for event in ctx.take() {
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+        match received {
+            None => {}
+            Some(Ok(Some(msg))) => {
+                stats.consumed.fetch_add(1, Ordering::Relaxed);
+                if tx.send(SourceEvent::Message(msg)).await.is_err() {
+                    return;
+                }
+            }
+            Some(Ok(None)) => {} // a topic we did not subscribe to
+            Some(Err(e)) => {
+                // Broker or network trouble: librdkafka reconnects and retries;
+                // keep polling (briefly pause so a persistent error cannot spin).
+                let text = e.to_string();
+                let repeat = last_error
+                    .as_ref()
+                    .is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(10));
+                if !repeat {
+                    tracing::debug!(error = %text, "kafka consume error (retrying)");
+                    last_error = Some((text, std::time::Instant::now()));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    // Rebalance events that arrived while stopping still matter for commits.
+    for event in ctx.take() {
+        let _ = tx.send(event).await;
+    }
+}

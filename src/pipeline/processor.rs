@@ -1,0 +1,500 @@
+//! Stage 2: the engine task.
+//!
+//! The one place that owns the [`Engine`] (single-threaded by design: the
+//! engine is a deterministic state machine). It takes input messages from the
+//! consumer stage, feeds them to the engine, numbers the KPI records and dead
+//! letters it emits and sends them to the producer stage. A periodic tick
+//! re-evaluates partition idleness, so windows close on a quiet stream; a
+//! periodic checkpoint drives the commit logic of [`super::commit`].
+//!
+//! Shutdown (the consumer stage stops and drops its sender): the remaining
+//! buffered messages are processed, the engine ticks once (or, for bounded
+//! test inputs, runs its end-of-input flush), the producer stage is closed and
+//! flushed, and the last safe offsets are committed synchronously.
+
+use super::commit::{CommitPlan, CommitTracker, Horizon, PartitionId};
+use super::kafka_sink::{DeadLetterMessage, SinkMessage};
+use super::kafka_source::{Source, SourceEvent};
+use super::summary::Summary;
+use super::{Stats, StopMode};
+use crate::engine::{Engine, Outcome};
+use crate::record::KpiRecord;
+use crate::time::{format_rfc3339, wall_clock_now, Micros};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub struct Processor {
+    pub engine: Engine,
+    pub tracker: CommitTracker,
+    pub consumer: Arc<Source>,
+    /// To the producer stage; `None` once closed at shutdown.
+    pub out: Option<mpsc::Sender<SinkMessage>>,
+    pub stats: Arc<Stats>,
+    pub input_topics: Vec<Arc<str>>,
+    pub late_to_dead_letter: bool,
+    pub tick_interval: Duration,
+    pub commit_interval: Duration,
+    pub summary_interval: Option<Duration>,
+    pub summary: Summary,
+    /// How long shutdown waits for outstanding acknowledgements.
+    pub shutdown_timeout: Duration,
+    /// Sequence number of the last record handed to the producer stage.
+    pub seq: u64,
+    pub records: Vec<KpiRecord>,
+    /// `pipeline.max_partition_skew` (see [`Processor::align`]).
+    pub max_skew: Option<Micros>,
+    /// Assigned partitions: engine id → (topic, partition).
+    pub partitions: HashMap<PartitionId, (Arc<str>, i32)>,
+    /// Partitions paused by [`Processor::align`].
+    pub paused: HashSet<PartitionId>,
+    /// Messages handled since the last alignment check.
+    pub since_align: u32,
+}
+
+/// Why sending to the producer stage stopped.
+struct SinkClosed;
+
+/// What the select loop woke up for.
+enum Step {
+    Tick,
+    Commit,
+    Summary,
+    Input(SourceEvent),
+}
+
+impl Processor {
+    /// Runs until the consumer stage closes its channel, then shuts down as
+    /// the module docs say. `sink` and `acks` are the later stages' tasks.
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<SourceEvent>,
+        stop: watch::Receiver<StopMode>,
+        sink: JoinHandle<anyhow::Result<()>>,
+        acks: JoinHandle<anyhow::Result<()>>,
+    ) -> anyhow::Result<()> {
+        let mut tick = tokio::time::interval(self.tick_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut commit = tokio::time::interval(self.commit_interval);
+        commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut summary =
+            tokio::time::interval(self.summary_interval.unwrap_or(Duration::from_secs(3600)));
+        summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        summary.tick().await; // the first tick is immediate
+        let mut sink_open = true;
+        loop {
+            // Timers first (`biased`): a busy input channel must not starve
+            // idleness ticks and commits.
+            let step = tokio::select! {
+                biased;
+                _ = tick.tick() => Step::Tick,
+                _ = commit.tick() => Step::Commit,
+                _ = summary.tick(), if self.summary_interval.is_some() => Step::Summary,
+                event = input.recv() => match event {
+                    Some(e) => Step::Input(e),
+                    None => break, // the consumer stage stopped
+                },
+            };
+            let r = match step {
+                // A later stage that ended on its own failed (a delivery
+                // failed for good): stop consuming, report it below.
+                Step::Tick if sink.is_finished() || acks.is_finished() => Err(SinkClosed),
+                Step::Tick => self.tick().await,
+                Step::Commit => {
+                    self.checkpoint_and_commit(CommitMode::Async);
+                    Ok(())
+                }
+                Step::Summary => {
+                    self.publish_counters();
+                    self.summary.report(&self.engine, &self.stats);
+                    Ok(())
+                }
+                Step::Input(e) => self.handle(e).await,
+            };
+            if r.is_err() {
+                // The producer stage is gone (a delivery failed): stop
+                // consuming; the error is reported when joining it below.
+                sink_open = false;
+                break;
+            }
+        }
+        // Shutdown. Drain what the consumer already handed over (unless the
+        // producer stage is gone: then nothing more can be made safe).
+        input.close();
+        if sink_open {
+            while let Some(e) = input.recv().await {
+                if self.handle(e).await.is_err() {
+                    sink_open = false;
+                    break;
+                }
+            }
+        }
+        if sink_open {
+            let wall = wall_clock_now();
+            let mode = *stop.borrow();
+            if mode == StopMode::Finish {
+                // End of a bounded input (tests, backfills): process every
+                // buffered event and timer, fire every window.
+                self.engine.finish(&mut self.records);
+            } else {
+                self.engine.tick(wall, &mut self.records);
+            }
+            let _ = self.send_records().await;
+        }
+        let watermark = self.engine.watermark();
+        self.publish_counters();
+        self.tracker.checkpoint(watermark, self.seq);
+        // Close the producer stage: it enqueues the rest and flushes.
+        self.out = None;
+        // Both later stages get `shutdown_timeout` (plus a little) in all: a
+        // broker that stays away must not hang the shutdown. Whatever is not
+        // acknowledged by then stays uncommitted (and is produced again after
+        // the restart).
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout + Duration::from_secs(2);
+        let sink_result = match tokio::time::timeout_at(deadline, sink).await {
+            Ok(r) => r.map_err(|e| anyhow::anyhow!("producer task: {e}"))?,
+            Err(_) => Err(anyhow::anyhow!("the producer did not finish in time")),
+        };
+        let ack_result = match tokio::time::timeout_at(deadline, acks).await {
+            Ok(r) => r.map_err(|e| anyhow::anyhow!("acknowledgement task: {e}"))?,
+            Err(_) => {
+                tracing::warn!(
+                    "records still unacknowledged at shutdown; their offsets stay uncommitted"
+                );
+                Ok(())
+            }
+        };
+        // The last commit: whatever the acknowledgements now cover.
+        let acked = self.stats.acked_through.load(Ordering::Acquire);
+        if let Some(plan) = self.tracker.ready(acked) {
+            self.commit(&plan, CommitMode::Sync);
+        }
+        self.stats.watermark.store(watermark, Ordering::Relaxed);
+        let c = self.engine.counters();
+        tracing::info!(
+            accepted = c.accepted,
+            invalid = c.invalid,
+            duplicates = c.duplicates,
+            late = c.late,
+            late_dropped = c.late_dropped,
+            records = c.records,
+            acked_through = acked,
+            emitted = self.seq,
+            watermark = %fmt_time(watermark),
+            "pipeline stopped"
+        );
+        self.consumer.unsubscribe();
+        sink_result?;
+        ack_result?;
+        Ok(())
+    }
+
+    async fn handle(&mut self, event: SourceEvent) -> Result<(), SinkClosed> {
+        match event {
+            SourceEvent::Message(m) => {
+                let wall = wall_clock_now();
+                if self
+                    .tracker
+                    .next_offset(m.pid)
+                    .is_some_and(|next| m.offset < next)
+                {
+                    // Re-delivered after a rebalance gave the partition back:
+                    // the engine already has it (see commit.rs).
+                    self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                self.stats.processed.fetch_add(1, Ordering::Relaxed);
+                self.since_align += 1;
+                if self.since_align >= 512 {
+                    self.align();
+                }
+                match self.engine.decode(&m.payload) {
+                    Ok(ev) => {
+                        let outcome = self.engine.process(m.pid, ev, wall, &mut self.records);
+                        self.tracker.track_event(m.pid, m.offset, &ev);
+                        self.send_records().await?;
+                        if outcome == Outcome::LateDropped && self.late_to_dead_letter {
+                            let watermark = self.engine.watermark();
+                            let letter = DeadLetterMessage {
+                                reason: format!(
+                                    "late: event time {} is beyond allowed_lateness for at least one window (watermark {})",
+                                    format_rfc3339(ev.ts),
+                                    fmt_time(watermark)
+                                ),
+                                key: m.key,
+                                payload: m.payload,
+                                kind: "late",
+                                reason_code: "late",
+                                field: Some("ts".into()),
+                                source_topic: self.input_topics[m.topic].clone(),
+                                source_partition: m.partition,
+                                source_offset: m.offset,
+                            };
+                            self.send_dead_letter(letter).await?;
+                        }
+                    }
+                    Err(err) => {
+                        // Count it and mark the partition alive the engine's
+                        // way (ingest decodes again and fails the same way).
+                        let _ = self
+                            .engine
+                            .ingest(m.pid, &m.payload, wall, &mut self.records);
+                        self.tracker.track_other(m.pid, m.offset);
+                        let letter = DeadLetterMessage {
+                            reason: err.to_string(),
+                            reason_code: err.kind(),
+                            field: err.field().map(str::to_string),
+                            key: m.key,
+                            payload: m.payload,
+                            kind: "invalid",
+                            source_topic: self.input_topics[m.topic].clone(),
+                            source_partition: m.partition,
+                            source_offset: m.offset,
+                        };
+                        self.send_dead_letter(letter).await?;
+                        self.send_records().await?;
+                    }
+                }
+            }
+            SourceEvent::Assigned(parts) => {
+                let wall = wall_clock_now();
+                self.stats
+                    .assigned_partitions
+                    .fetch_add(parts.len() as u64, Ordering::Relaxed);
+                self.stats.assignments.fetch_add(1, Ordering::Relaxed);
+                // librdkafka keeps an application pause across a revoke and a
+                // later re-assignment: start every assigned partition resumed.
+                let mut tpl = TopicPartitionList::new();
+                for a in &parts {
+                    tpl.add_partition(&a.topic, a.partition);
+                }
+                if let Err(e) = self.consumer.resume(&tpl) {
+                    tracing::debug!(error = %e, "resuming newly assigned partitions");
+                }
+                for a in parts {
+                    self.partitions
+                        .insert(a.pid, (Arc::from(a.topic.as_str()), a.partition));
+                    self.engine.assign(a.pid, wall);
+                    self.tracker
+                        .assign(a.pid, a.topic.into(), a.partition, a.metadata.as_deref());
+                }
+                let r = self.tracker.resume_watermark();
+                if r > Micros::MIN {
+                    tracing::info!(
+                        resume_watermark = %fmt_time(r),
+                        "resuming: records of windows final before the restart are suppressed"
+                    );
+                }
+            }
+            SourceEvent::Revoked(parts) => {
+                let n = parts.len() as u64;
+                let _ = self.stats.assigned_partitions.fetch_update(
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                    |a| Some(a.saturating_sub(n)),
+                );
+                // The engine keeps the partition's watermark clock: with the
+                // eager protocol every rebalance revokes all partitions and
+                // assigns them again, and dropping the clocks one by one would
+                // let the watermark jump to the fastest partition (making the
+                // others' events late). A partition that does not come back
+                // simply goes idle after `idle_timeout` and stops holding the
+                // watermark, as a quiet one does.
+                for (pid, _, _) in parts {
+                    self.partitions.remove(&pid);
+                    self.paused.remove(&pid);
+                    self.tracker.revoke(pid);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn tick(&mut self) -> Result<(), SinkClosed> {
+        self.engine.tick(wall_clock_now(), &mut self.records);
+        self.align();
+        self.stats
+            .watermark
+            .store(self.engine.watermark(), Ordering::Relaxed);
+        self.send_records().await
+    }
+
+    /// Sends the engine's pending KPI records to the producer stage, waiting
+    /// for capacity (backpressure), skipping suppressed ones.
+    async fn send_records(&mut self) -> Result<(), SinkClosed> {
+        if self.records.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.records);
+        for r in records {
+            if self.tracker.suppress(&r) {
+                self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            self.summary.observe(&r);
+            self.seq += 1;
+            self.send(SinkMessage::Kpi {
+                seq: self.seq,
+                record: r,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn send_dead_letter(&mut self, letter: DeadLetterMessage) -> Result<(), SinkClosed> {
+        self.seq += 1;
+        self.send(SinkMessage::DeadLetter {
+            seq: self.seq,
+            letter,
+        })
+        .await
+    }
+
+    async fn send(&mut self, msg: SinkMessage) -> Result<(), SinkClosed> {
+        match &self.out {
+            Some(out) => out.send(msg).await.map_err(|_| SinkClosed),
+            None => Err(SinkClosed),
+        }
+    }
+
+    /// Bounds the event-time buffer when partitions are read unevenly
+    /// (catching up a backlog): a partition whose latest event time runs more
+    /// than `max_partition_skew` ahead of the slowest active partition is
+    /// paused (its data waits in Kafka, not in memory) and resumed once the
+    /// others are within half of that. Partitions with no data yet, or idle
+    /// ones, do not count as the slowest, so pausing can never stall the
+    /// pipeline: at worst everything goes idle and is resumed.
+    fn align(&mut self) {
+        self.since_align = 0;
+        let Some(skew) = self.max_skew else {
+            return;
+        };
+        let reference = self
+            .engine
+            .watermarks()
+            .partitions()
+            .filter(|(_, _, idle)| !idle)
+            .filter_map(|(_, max_ts, _)| max_ts)
+            .min();
+        let mut pause = Vec::new();
+        let mut resume = Vec::new();
+        for (pid, max_ts, _) in self.engine.watermarks().partitions() {
+            let is_paused = self.paused.contains(&pid);
+            match (reference, max_ts) {
+                (Some(r), Some(m)) if !is_paused && m > r.saturating_add(skew) => pause.push(pid),
+                (Some(r), Some(m)) if is_paused && m <= r.saturating_add(skew / 2) => {
+                    resume.push(pid)
+                }
+                (None, _) if is_paused => resume.push(pid),
+                _ => {}
+            }
+        }
+        if !pause.is_empty() {
+            self.pause_resume(&pause, true);
+        }
+        if !resume.is_empty() {
+            self.pause_resume(&resume, false);
+        }
+    }
+
+    fn pause_resume(&mut self, pids: &[PartitionId], pause: bool) {
+        let mut tpl = TopicPartitionList::new();
+        for pid in pids {
+            if let Some((topic, partition)) = self.partitions.get(pid) {
+                tpl.add_partition(topic, *partition);
+            }
+        }
+        let r = if pause {
+            self.consumer.pause(&tpl)
+        } else {
+            self.consumer.resume(&tpl)
+        };
+        match r {
+            Ok(()) => {
+                if pause {
+                    self.stats
+                        .pauses
+                        .fetch_add(pids.len() as u64, Ordering::Relaxed);
+                }
+                for pid in pids {
+                    if pause {
+                        self.paused.insert(*pid);
+                    } else {
+                        self.paused.remove(pid);
+                    }
+                }
+                tracing::debug!(partitions = pids.len(), pause, "partition alignment");
+            }
+            Err(e) => tracing::warn!(error = %e, pause, "pausing/resuming partitions failed"),
+        }
+        self.stats
+            .paused_partitions
+            .store(self.paused.len() as u64, Ordering::Relaxed);
+    }
+
+    fn publish_counters(&self) {
+        let c = self.engine.counters();
+        let s = &self.stats;
+        s.accepted.store(c.accepted, Ordering::Relaxed);
+        s.invalid.store(c.invalid, Ordering::Relaxed);
+        s.duplicates.store(c.duplicates, Ordering::Relaxed);
+        s.late.store(c.late, Ordering::Relaxed);
+        s.late_dropped.store(c.late_dropped, Ordering::Relaxed);
+        s.emitted.store(self.seq, Ordering::Relaxed);
+    }
+
+    fn checkpoint_and_commit(&mut self, mode: CommitMode) {
+        self.publish_counters();
+        self.tracker.checkpoint(self.engine.watermark(), self.seq);
+        let acked = self.stats.acked_through.load(Ordering::Acquire);
+        if let Some(plan) = self.tracker.ready(acked) {
+            self.commit(&plan, mode);
+        }
+    }
+
+    fn commit(&self, plan: &CommitPlan, mode: CommitMode) {
+        let mut tpl = TopicPartitionList::with_capacity(plan.offsets.len());
+        for (topic, partition, offset) in &plan.offsets {
+            let mut e = tpl.add_partition(topic, *partition);
+            if e.set_offset(Offset::Offset(*offset)).is_err() {
+                continue;
+            }
+            e.set_metadata(plan.metadata.as_str());
+        }
+        match self.consumer.commit(&tpl, mode) {
+            Ok(()) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    partitions = plan.offsets.len(),
+                    watermark = %fmt_time(plan.watermark),
+                    "committed safe offsets"
+                );
+            }
+            // Not fatal: the next commit covers the same offsets.
+            Err(e) => tracing::warn!(error = %e, "offset commit failed"),
+        }
+    }
+}
+
+/// Formats an event time for logs (`-` before the first watermark).
+pub fn fmt_time(t: Micros) -> String {
+    if t == Micros::MIN || t == Micros::MAX {
+        "-".into()
+    } else {
+        format_rfc3339(t)
+    }
+}
+
+/// Builds the horizon the commit logic needs from the config.
+pub fn horizon(
+    settings: &crate::engine::EngineSettings,
+    kafka: &crate::config::KafkaSettings,
+) -> Horizon {
+    Horizon::new(settings, kafka.restart_entity_lookback)
+}
