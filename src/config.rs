@@ -41,6 +41,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub pipeline: PipelineConfig,
     pub embedded: EmbeddedConfig,
+    pub http: HttpConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
 
@@ -178,6 +180,37 @@ pub struct EmbeddedConfig {
     pub seed: u64,
 }
 
+/// `[http]`: the HTTP server (`/metrics`, `/healthz`, `/readyz`, `/api/kpis`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `host:port` to listen on; empty turns the server off.
+    pub listen: String,
+    /// `/readyz` turns ready once partitions are assigned and the consumer's
+    /// read lag is at most this many messages (the first catch-up).
+    pub ready_max_lag: u64,
+}
+
+/// `[metrics]`: the Prometheus KPI gauges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Distinct values per dimension in KPI labels; more go to `other`.
+    pub max_values_per_dimension: usize,
+    /// A KPI row with no record for this long (wall time) is removed.
+    pub series_ttl: String,
+}
+
+/// Validated `[http]` and `[metrics]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// `None` when the server is off.
+    pub listen: Option<std::net::SocketAddr>,
+    pub ready_max_lag: u64,
+    pub max_values_per_dimension: usize,
+    pub series_ttl: Micros,
+}
+
 /// `[log]`: structured logs (tracing) on stderr.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,6 +318,7 @@ impl Config {
         self.kafka_settings()?;
         self.pipeline_settings()?;
         self.embedded_settings()?;
+        self.http_settings()?;
         match self.log.format.as_str() {
             "text" | "json" => {}
             other => {
@@ -364,6 +398,45 @@ impl Config {
                 &p.max_partition_skew,
             )?)
             .filter(|d| *d > 0),
+        })
+    }
+
+    /// Parsed and validated `[http]` and `[metrics]` settings. The series TTL
+    /// is at least two steps of the longest window, so that rows of long
+    /// windows do not vanish between two of their windows.
+    pub fn http_settings(&self) -> Result<HttpSettings, ConfigError> {
+        let listen = match self.http.listen.trim() {
+            "" => None,
+            a => Some(a.parse().map_err(|_| {
+                invalid(
+                    "http.listen",
+                    format!("`{a}` is not a host:port socket address"),
+                )
+            })?),
+        };
+        let m = &self.metrics;
+        if m.max_values_per_dimension == 0 {
+            return Err(invalid(
+                "metrics.max_values_per_dimension",
+                "must be above zero",
+            ));
+        }
+        let series_ttl = duration("metrics.series_ttl", &m.series_ttl)?;
+        let longest_step = self
+            .engine_settings()?
+            .windows
+            .iter()
+            .map(|w| w.step)
+            .max()
+            .unwrap_or(0);
+        if series_ttl == 0 {
+            return Err(invalid("metrics.series_ttl", "must be above zero"));
+        }
+        Ok(HttpSettings {
+            listen,
+            ready_max_lag: self.http.ready_max_lag,
+            max_values_per_dimension: m.max_values_per_dimension,
+            series_ttl: series_ttl.max(longest_step.saturating_mul(2)),
         })
     }
 

@@ -6,7 +6,8 @@
 //! - decode: [`decode`] validates the event contract into [`event::Event`]s →
 //! - engine: [`engine`] (watermarks, windows, entity state, KPIs; pure and
 //!   deterministic, no I/O) →
-//! - outputs: [`record::KpiRecord`]s written by [`output`].
+//! - outputs: [`record::KpiRecord`]s written by [`output`]; Prometheus
+//!   metrics in [`metrics`], served with the KPI API by [`http`].
 //!
 //! [`pipeline`] runs the engine between Kafka topics (`cxpulse run`, with an
 //! embedded demo cluster by default); [`replay`] wires a file through the
@@ -18,8 +19,10 @@ pub mod decode;
 pub mod engine;
 pub mod event;
 pub mod generate;
+pub mod http;
 pub mod input;
 pub mod intern;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod record;

@@ -391,6 +391,24 @@ max_partition_skew = "1m""#,
     );
     eprintln!("pauses: {}", stats.pauses.load(Ordering::Relaxed));
     let sent = stats.records_sent.load(Ordering::Relaxed) as usize;
+    // The Prometheus view of the same run.
+    let text = stats.metrics.encode(cxpulse::time::wall_clock_now());
+    let metric = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter(|l| l[name.len()..].starts_with([' ', '{']))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert_eq!(metric("cxpulse_messages_consumed_total"), n as f64);
+    let duplicates = stats.duplicates.load(Ordering::Relaxed);
+    assert_eq!(metric("cxpulse_events_total"), (n - duplicates) as f64);
+    assert_eq!(metric("cxpulse_events_duplicate_total"), duplicates as f64);
+    assert_eq!(metric("cxpulse_kpi_records_produced_total"), sent as f64);
+    assert_eq!(metric("cxpulse_kpi_records_emitted_total"), sent as f64);
+    assert_eq!(metric("cxpulse_events_invalid_total"), 0.0);
+    assert!(metric("cxpulse_chat_wait_seconds_count") > 0.0);
+    assert!(metric("cxpulse_kpi_csat_rate_count") > 0.0);
     assert_eq!(
         stats.acked_through.load(Ordering::Relaxed),
         stats.emitted.load(Ordering::Relaxed)

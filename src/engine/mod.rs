@@ -29,10 +29,11 @@ use crate::event::{Event, Fp};
 use crate::intern::Interner;
 use crate::record::KpiRecord;
 use crate::time::Micros;
+use accum::Update;
 use churn::SubscriptionBase;
 use dedup::Dedup;
 use entities::{Applied, CartTimer, Entities, KpiRules};
-use kpi::Dim;
+use kpi::{Dim, Kpi};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -166,6 +167,9 @@ struct Scratch {
     timers: Vec<CartTimer>,
     dirty: Vec<Dirty>,
     rows: Vec<Row>,
+    /// Distribution samples for processing-time histograms, when tapped
+    /// ([`Engine::tap_samples`]); not part of the state.
+    samples: Option<Vec<(Kpi, f64)>>,
 }
 
 impl Engine {
@@ -233,6 +237,20 @@ impl Engine {
     /// Events waiting in the event-time buffer.
     pub fn buffered(&self) -> usize {
         self.buffer.len()
+    }
+
+    /// Starts (or stops) collecting every distribution sample (chat wait,
+    /// first reply, …) as it is observed, for [`Engine::take_samples`]. Off by
+    /// default; results do not depend on it.
+    pub fn tap_samples(&mut self, on: bool) {
+        self.scratch.samples = on.then(Vec::new);
+    }
+
+    /// Moves the samples collected since the last call into `out`.
+    pub fn take_samples(&mut self, out: &mut Vec<(Kpi, f64)>) {
+        if let Some(s) = &mut self.scratch.samples {
+            out.append(s);
+        }
     }
 
     /// Open entity states: tickets, chats, carts, subscriptions.
@@ -358,6 +376,13 @@ impl Engine {
     /// Sends observations to every window; returns `true` if one was dropped
     /// from a window beyond lateness.
     fn route(&mut self, obs: &[Observation]) -> bool {
+        if let Some(samples) = &mut self.scratch.samples {
+            for o in obs {
+                if let Update::Sample(v) = o.update {
+                    samples.push((o.kpi, v));
+                }
+            }
+        }
         let mut dropped = false;
         let w = self.watermarks.current();
         let lateness = self.settings.allowed_lateness;

@@ -108,7 +108,7 @@ pub async fn run_producer(
     producer: Arc<FutureProducer>,
     topics: SinkTopics,
     mut rx: mpsc::Receiver<SinkMessage>,
-    acks: mpsc::Sender<(u64, DeliveryFuture)>,
+    acks: mpsc::Sender<Pending>,
     stats: Arc<Stats>,
     flush_timeout: Duration,
 ) -> anyhow::Result<()> {
@@ -135,18 +135,23 @@ pub async fn run_producer(
         };
         match delivery {
             Ok(fut) => {
-                match &msg {
-                    SinkMessage::Kpi { .. } => stats.records_sent.fetch_add(1, Ordering::Relaxed),
-                    SinkMessage::DeadLetter { .. } => {
-                        stats.dead_letters_sent.fetch_add(1, Ordering::Relaxed)
+                let kind = match &msg {
+                    SinkMessage::Kpi { .. } => {
+                        stats.records_sent.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                    SinkMessage::DeadLetter { letter, .. } => {
+                        stats.dead_letters_sent.fetch_add(1, Ordering::Relaxed);
+                        Some(letter.kind)
                     }
                 };
-                if acks.send((seq, fut)).await.is_err() {
+                if acks.send((seq, kind, fut)).await.is_err() {
                     // The acknowledgement task failed; it reports why.
                     break;
                 }
             }
             Err(e) => {
+                stats.metrics.produce_errors.inc();
                 result = Err(anyhow!("producing record {seq}: {e}"));
                 break;
             }
@@ -189,14 +194,26 @@ where
 
 /// The acknowledgement task: awaits deliveries in sequence order and
 /// publishes `acked_through` in [`Stats::acked_through`].
-pub async fn run_acks(
-    mut rx: mpsc::Receiver<(u64, DeliveryFuture)>,
-    stats: Arc<Stats>,
-) -> anyhow::Result<()> {
-    while let Some((seq, fut)) = rx.recv().await {
+/// A record in flight: its sequence number, `None` for a KPI record or the
+/// dead letter's kind, and its delivery future.
+pub type Pending = (u64, Option<&'static str>, DeliveryFuture);
+
+pub async fn run_acks(mut rx: mpsc::Receiver<Pending>, stats: Arc<Stats>) -> anyhow::Result<()> {
+    while let Some((seq, kind, fut)) = rx.recv().await {
         match fut.await {
-            Ok(Ok(_)) => stats.acked_through.store(seq, Ordering::Release),
+            Ok(Ok(_)) => {
+                stats.acked_through.store(seq, Ordering::Release);
+                match kind {
+                    None => stats.metrics.records_produced.inc(),
+                    Some(k) => stats
+                        .metrics
+                        .dead_letters_produced
+                        .with_label_values(&[k])
+                        .inc(),
+                }
+            }
             Ok(Err((e, msg))) => {
+                stats.metrics.produce_errors.inc();
                 use rdkafka::message::Message;
                 return Err(anyhow!(
                     "delivery of record {seq} to {} failed: {e}; its input offsets stay uncommitted",

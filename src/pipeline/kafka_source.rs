@@ -48,6 +48,8 @@ pub struct InputMessage {
     pub key: Option<Vec<u8>>,
     /// Empty for a message without value (a tombstone): invalid input.
     pub payload: Vec<u8>,
+    /// When the consumer stage received it (processing-latency metric).
+    pub received: std::time::Instant,
 }
 
 #[derive(Debug)]
@@ -101,6 +103,7 @@ impl ClientContext for SourceContext {
     /// commit.rs), so it is not used.
     fn stats(&self, statistics: Statistics) {
         let mut lag = 0i64;
+        let mut known = false;
         for (name, topic) in &statistics.topics {
             if self.topic_index(name).is_none() {
                 continue;
@@ -112,11 +115,18 @@ impl ClientContext for SourceContext {
                     part.committed_offset
                 };
                 if *p >= 0 && part.hi_offset >= 0 && position >= 0 {
-                    lag += (part.hi_offset - position).max(0);
+                    let part_lag = (part.hi_offset - position).max(0);
+                    lag += part_lag;
+                    known = true;
+                    self.stats.metrics.set_consumer_lag(name, *p, part_lag);
                 }
             }
         }
-        self.stats.consumer_lag.store(lag, Ordering::Relaxed);
+        // −1 until some assigned partition has a known position, so that
+        // readiness does not take "nothing measured" for "caught up".
+        self.stats
+            .consumer_lag
+            .store(if known { lag } else { -1 }, Ordering::Relaxed);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -229,6 +239,7 @@ pub async fn run(
                     offset: m.offset(),
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    received: std::time::Instant::now(),
                 })
             })),
         };

@@ -49,6 +49,7 @@ pub mod summary;
 
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::metrics::{Metrics, MetricsSettings};
 use anyhow::Context as _;
 use kafka_sink::SinkTopics;
 use kafka_source::{Source, SourceContext};
@@ -101,11 +102,20 @@ pub struct Stats {
     /// Consumer lag over the input partitions (librdkafka statistics), −1
     /// until known.
     pub consumer_lag: AtomicI64,
+    /// The Prometheus metrics every stage updates (served by [`crate::http`]).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for Stats {
     fn default() -> Self {
+        Stats::new(Arc::default())
+    }
+}
+
+impl Stats {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
         Stats {
+            metrics,
             consumed: AtomicU64::new(0),
             processed: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
@@ -160,6 +170,11 @@ impl PipelineHandle {
         &self.stats
     }
 
+    /// The pipeline's Prometheus metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.stats.metrics
+    }
+
     /// Starts a graceful shutdown; [`PipelineHandle::join`] waits for it.
     pub fn stop(&self) {
         self.stop_with(StopMode::Graceful);
@@ -203,14 +218,13 @@ pub fn consumer_config(cfg: &Config, brokers: &str) -> ClientConfig {
     c.set("group.id", &cfg.kafka.group_id)
         .set("auto.offset.reset", &cfg.kafka.auto_offset_reset)
         .set("enable.partition.eof", "false");
-    if let Ok(p) = cfg.pipeline_settings() {
-        if let Some(every) = p.summary_interval {
-            c.set(
-                "statistics.interval.ms",
-                (every / 1_000).clamp(1_000, 60_000).to_string(),
-            );
-        }
-    }
+    // Statistics feed the consumer-lag metric, readiness and the summary.
+    let every = cfg
+        .pipeline_settings()
+        .ok()
+        .and_then(|p| p.summary_interval)
+        .map_or(5_000, |every| (every / 1_000).clamp(1_000, 5_000));
+    c.set("statistics.interval.ms", every.to_string());
     for (k, v) in &cfg.kafka.consumer_properties {
         c.set(k, v.to_string());
     }
@@ -238,7 +252,13 @@ pub fn spawn(cfg: &Config, brokers: &str) -> anyhow::Result<PipelineHandle> {
     let settings = cfg.engine_settings()?;
     let kafka = cfg.kafka_settings()?;
     let pipeline = cfg.pipeline_settings()?;
-    let stats = Arc::new(Stats::default());
+    let http = cfg.http_settings()?;
+    let metrics = Arc::new(Metrics::new(&MetricsSettings {
+        max_values_per_dimension: http.max_values_per_dimension,
+        series_ttl: http.series_ttl,
+        ready_max_lag: http.ready_max_lag,
+    }));
+    let stats = Arc::new(Stats::new(metrics));
 
     let mut topics: Vec<String> = Vec::new();
     for t in cfg.kafka.topics.inputs() {
@@ -294,7 +314,11 @@ pub fn spawn(cfg: &Config, brokers: &str) -> anyhow::Result<PipelineHandle> {
             settings.allowed_lateness,
         ),
         summary: summary::Summary::new(&settings.windows, true),
-        engine: Engine::new(settings),
+        engine: {
+            let mut engine = Engine::new(settings);
+            engine.tap_samples(true);
+            engine
+        },
         consumer,
         out: Some(out_tx),
         stats: stats.clone(),
@@ -310,6 +334,8 @@ pub fn spawn(cfg: &Config, brokers: &str) -> anyhow::Result<PipelineHandle> {
         partitions: Default::default(),
         paused: Default::default(),
         since_align: 0,
+        published: Default::default(),
+        samples: Vec::new(),
     };
     // The stop watch is also triggered when a later stage fails: the engine
     // task notices its closed channel and shuts down on its own.
@@ -356,7 +382,48 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         "starting pipeline"
     );
     let handle = spawn(&cfg, &brokers)?;
-    run_until_signal(handle).await
+    let http = start_http(&cfg, handle.metrics().clone()).await?;
+    let r = run_until_signal(handle).await;
+    http.stop().await;
+    r
+}
+
+/// The HTTP server of a running pipeline (see [`crate::http`]), if configured.
+pub struct HttpServer(
+    Option<(
+        tokio::sync::oneshot::Sender<()>,
+        JoinHandle<std::io::Result<()>>,
+    )>,
+);
+
+/// Starts the HTTP server on `http.listen` (none when it is empty). A port
+/// that cannot be bound fails start-up.
+pub async fn start_http(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<HttpServer> {
+    let Some(addr) = cfg.http_settings()?.listen else {
+        return Ok(HttpServer(None));
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = crate::http::serve(addr, metrics, async {
+        let _ = rx.await;
+    })
+    .await
+    .with_context(|| format!("binding the HTTP server to {addr} (http.listen)"))?;
+    Ok(HttpServer(Some((tx, task))))
+}
+
+impl HttpServer {
+    /// Stops serving (after the pipeline ended: scrapes see the final state
+    /// until then).
+    pub async fn stop(self) {
+        if let Some((tx, task)) = self.0 {
+            let _ = tx.send(());
+            match tokio::time::timeout(Duration::from_secs(5), task).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server"),
+                Err(_) => tracing::warn!("HTTP server did not stop in time"),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Runs until a signal (then stops gracefully) or until the pipeline ends

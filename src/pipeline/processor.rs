@@ -17,7 +17,8 @@ use super::kafka_sink::{DeadLetterMessage, SinkMessage};
 use super::kafka_source::{Source, SourceEvent};
 use super::summary::Summary;
 use super::{Stats, StopMode};
-use crate::engine::{Engine, Outcome};
+use crate::engine::kpi::Kpi;
+use crate::engine::{Counters, Engine, Outcome};
 use crate::record::KpiRecord;
 use crate::time::{format_rfc3339, wall_clock_now, Micros};
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -55,6 +56,10 @@ pub struct Processor {
     pub paused: HashSet<PartitionId>,
     /// Messages handled since the last alignment check.
     pub since_align: u32,
+    /// Engine counters as last published to the metrics.
+    pub published: Counters,
+    /// Distribution samples tapped from the engine (metrics histograms).
+    pub samples: Vec<(Kpi, f64)>,
 }
 
 /// Why sending to the producer stage stopped.
@@ -148,6 +153,7 @@ impl Processor {
         }
         let watermark = self.engine.watermark();
         self.publish_counters();
+        self.publish_metrics(wall_clock_now());
         self.tracker.checkpoint(watermark, self.seq);
         // Close the producer stage: it enqueues the rest and flushes.
         self.out = None;
@@ -198,6 +204,9 @@ impl Processor {
         match event {
             SourceEvent::Message(m) => {
                 let wall = wall_clock_now();
+                let topic = self.input_topics[m.topic].clone();
+                let metrics = self.stats.metrics.clone();
+                metrics.messages_consumed.with_label_values(&[&topic]).inc();
                 if self
                     .tracker
                     .next_offset(m.pid)
@@ -217,7 +226,21 @@ impl Processor {
                     Ok(ev) => {
                         let outcome = self.engine.process(m.pid, ev, wall, &mut self.records);
                         self.tracker.track_event(m.pid, m.offset, &ev);
+                        if outcome != Outcome::Duplicate {
+                            metrics.observe_event(&topic, &ev);
+                        }
+                        self.engine.take_samples(&mut self.samples);
+                        if !self.samples.is_empty() {
+                            metrics.observe_samples(&self.samples);
+                            self.samples.clear();
+                        }
+                        let emitted = !self.records.is_empty();
                         self.send_records().await?;
+                        if emitted {
+                            metrics
+                                .processing_latency
+                                .observe(m.received.elapsed().as_secs_f64());
+                        }
                         if outcome == Outcome::LateDropped && self.late_to_dead_letter {
                             let watermark = self.engine.watermark();
                             let letter = DeadLetterMessage {
@@ -245,6 +268,7 @@ impl Processor {
                             .engine
                             .ingest(m.pid, &m.payload, wall, &mut self.records);
                         self.tracker.track_other(m.pid, m.offset);
+                        metrics.observe_invalid(&topic, err.kind());
                         let letter = DeadLetterMessage {
                             reason: err.to_string(),
                             reason_code: err.kind(),
@@ -305,7 +329,8 @@ impl Processor {
                 // others' events late). A partition that does not come back
                 // simply goes idle after `idle_timeout` and stops holding the
                 // watermark, as a quiet one does.
-                for (pid, _, _) in parts {
+                for (pid, topic, partition) in parts {
+                    self.stats.metrics.remove_partition(&topic, partition);
                     self.partitions.remove(&pid);
                     self.paused.remove(&pid);
                     self.tracker.revoke(pid);
@@ -316,12 +341,32 @@ impl Processor {
     }
 
     async fn tick(&mut self) -> Result<(), SinkClosed> {
-        self.engine.tick(wall_clock_now(), &mut self.records);
+        let wall = wall_clock_now();
+        self.engine.tick(wall, &mut self.records);
         self.align();
         self.stats
             .watermark
             .store(self.engine.watermark(), Ordering::Relaxed);
+        self.publish_metrics(wall);
         self.send_records().await
+    }
+
+    /// Gauges and engine counters for `/metrics`, and readiness.
+    fn publish_metrics(&mut self, wall: Micros) {
+        let m = &self.stats.metrics;
+        m.publish_engine(self.engine.counters(), &mut self.published);
+        m.set_watermark(self.engine.watermark(), wall);
+        m.set_open_entities(self.engine.entity_counts());
+        let ooo = self.engine.settings().max_out_of_orderness;
+        for (pid, max_ts, idle) in self.engine.watermarks().partitions() {
+            if let Some((topic, partition)) = self.partitions.get(&pid) {
+                m.set_partition(topic, *partition, max_ts.map(|t| t - ooo), idle);
+            }
+        }
+        let assigned = self.stats.assigned_partitions.load(Ordering::Relaxed);
+        m.assigned_partitions.set(assigned as i64);
+        m.paused_partitions.set(self.paused.len() as i64);
+        m.update_readiness(assigned, self.stats.consumer_lag.load(Ordering::Relaxed));
     }
 
     /// Sends the engine's pending KPI records to the producer stage, waiting
@@ -330,12 +375,16 @@ impl Processor {
         if self.records.is_empty() {
             return Ok(());
         }
-        let records = std::mem::take(&mut self.records);
+        let mut records = std::mem::take(&mut self.records);
+        let before = records.len();
+        records.retain(|r| !self.tracker.suppress(r));
+        self.stats
+            .suppressed
+            .fetch_add((before - records.len()) as u64, Ordering::Relaxed);
+        self.stats
+            .metrics
+            .observe_records(&records, wall_clock_now());
         for r in records {
-            if self.tracker.suppress(&r) {
-                self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
             self.summary.observe(&r);
             self.seq += 1;
             self.send(SinkMessage::Kpi {
@@ -470,6 +519,7 @@ impl Processor {
         match self.consumer.commit(&tpl, mode) {
             Ok(()) => {
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats.metrics.commits.with_label_values(&["ok"]).inc();
                 tracing::debug!(
                     partitions = plan.offsets.len(),
                     watermark = %fmt_time(plan.watermark),
@@ -477,7 +527,14 @@ impl Processor {
                 );
             }
             // Not fatal: the next commit covers the same offsets.
-            Err(e) => tracing::warn!(error = %e, "offset commit failed"),
+            Err(e) => {
+                self.stats
+                    .metrics
+                    .commits
+                    .with_label_values(&["error"])
+                    .inc();
+                tracing::warn!(error = %e, "offset commit failed")
+            }
         }
     }
 }
