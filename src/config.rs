@@ -41,6 +41,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub pipeline: PipelineConfig,
     pub embedded: EmbeddedConfig,
+    pub checkpoint: CheckpointConfig,
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
@@ -93,6 +94,11 @@ pub struct KafkaConfig {
     /// Extra event time for which offsets of entity events stay uncommitted,
     /// so that a restart re-reads (and rebuilds) entities younger than this.
     pub restart_entity_lookback: String,
+    /// `at-least-once` or `exactly-once` (Kafka transactions).
+    pub delivery: String,
+    /// The producer's `transactional.id` in exactly-once mode; empty:
+    /// `cxpulse-<group_id>`.
+    pub transactional_id: String,
     /// Any librdkafka property, applied to consumer and producer.
     #[serde(default)]
     pub properties: BTreeMap<String, PropertyValue>,
@@ -178,6 +184,44 @@ pub struct EmbeddedConfig {
     /// steady, wait-spike or churn-wave.
     pub scenario: String,
     pub seed: u64,
+}
+
+/// `[checkpoint]`: engine state checkpoints (see [`crate::checkpoint`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// `kafka`, `file` or `none`.
+    pub store: String,
+    /// The compacted state topic (`store = "kafka"`).
+    pub topic: String,
+    /// Directory of checkpoint files (`store = "file"`).
+    pub dir: String,
+    /// How often a checkpoint is taken (at-least-once mode).
+    pub interval: String,
+}
+
+/// Where checkpoints go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointStoreKind {
+    Kafka { topic: String },
+    File { dir: std::path::PathBuf },
+    None,
+}
+
+/// The delivery guarantee of `cxpulse run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+/// Validated `[checkpoint]` and delivery settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointSettings {
+    pub store: CheckpointStoreKind,
+    pub interval: Micros,
+    pub delivery: Delivery,
+    pub transactional_id: String,
 }
 
 /// `[http]`: the HTTP server (`/metrics`, `/healthz`, `/readyz`, `/api/kpis`).
@@ -319,6 +363,7 @@ impl Config {
         self.pipeline_settings()?;
         self.embedded_settings()?;
         self.http_settings()?;
+        self.checkpoint_settings()?;
         match self.log.format.as_str() {
             "text" | "json" => {}
             other => {
@@ -398,6 +443,63 @@ impl Config {
                 &p.max_partition_skew,
             )?)
             .filter(|d| *d > 0),
+        })
+    }
+
+    /// Parsed and validated `[checkpoint]` settings and `kafka.delivery`.
+    pub fn checkpoint_settings(&self) -> Result<CheckpointSettings, ConfigError> {
+        let c = &self.checkpoint;
+        let store = match c.store.as_str() {
+            "kafka" if c.topic.trim().is_empty() => {
+                return Err(invalid("checkpoint.topic", "must not be empty"))
+            }
+            "kafka" => CheckpointStoreKind::Kafka {
+                topic: c.topic.clone(),
+            },
+            "file" if c.dir.trim().is_empty() => {
+                return Err(invalid("checkpoint.dir", "must not be empty"))
+            }
+            "file" => CheckpointStoreKind::File {
+                dir: c.dir.clone().into(),
+            },
+            "none" => CheckpointStoreKind::None,
+            other => {
+                return Err(invalid(
+                    "checkpoint.store",
+                    format!("`{other}`: expected kafka, file or none"),
+                ))
+            }
+        };
+        let interval = duration("checkpoint.interval", &c.interval)?;
+        if interval <= 0 {
+            return Err(invalid("checkpoint.interval", "must be above zero"));
+        }
+        let delivery = match self.kafka.delivery.as_str() {
+            "at-least-once" => Delivery::AtLeastOnce,
+            "exactly-once" => Delivery::ExactlyOnce,
+            other => {
+                return Err(invalid(
+                    "kafka.delivery",
+                    format!("`{other}`: expected at-least-once or exactly-once"),
+                ))
+            }
+        };
+        if delivery == Delivery::ExactlyOnce && !matches!(store, CheckpointStoreKind::Kafka { .. })
+        {
+            return Err(invalid(
+                "kafka.delivery",
+                "exactly-once needs checkpoint.store = \"kafka\" (the state is written in the transaction)",
+            ));
+        }
+        let transactional_id = match self.kafka.transactional_id.trim() {
+            "" => format!("cxpulse-{}", self.kafka.group_id),
+            t => t.to_string(),
+        };
+        Ok(CheckpointSettings {
+            store,
+            interval,
+            delivery,
+            transactional_id,
         })
     }
 

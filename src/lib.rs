@@ -9,11 +9,13 @@
 //! - outputs: [`record::KpiRecord`]s written by [`output`]; Prometheus
 //!   metrics in [`metrics`], served with the KPI API by [`http`].
 //!
+//! [`checkpoint`] stores engine state with the input offsets it covers.
 //! [`pipeline`] runs the engine between Kafka topics (`cxpulse run`, with an
 //! embedded demo cluster by default); [`replay`] wires a file through the
 //! engine; [`generate`] makes synthetic traffic; [`config`] is the typed
 //! configuration.
 
+pub mod checkpoint;
 pub mod config;
 pub mod decode;
 pub mod engine;

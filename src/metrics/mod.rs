@@ -113,6 +113,8 @@ pub struct Metrics {
     pub paused_partitions: IntGauge,
     pub processing_latency: Histogram,
     kpi_series: IntGauge,
+    pub state_bytes: IntGauge,
+    pub checkpoints: IntCounter,
     label_overflow: IntCounterVec,
     series_expired: IntCounter,
 }
@@ -317,6 +319,14 @@ impl Metrics {
             kpi_series: int_gauge(
                 "cxpulse_kpi_series",
                 "KPI rows held for /metrics and /api/kpis.",
+            ),
+            state_bytes: int_gauge(
+                "cxpulse_state_bytes",
+                "Size of the last engine state checkpoint (serialized), bytes.",
+            ),
+            checkpoints: counter(
+                "cxpulse_checkpoints_total",
+                "Engine state checkpoints stored.",
             ),
             label_overflow: counter_vec(
                 "cxpulse_kpi_label_overflow_total",

@@ -99,6 +99,9 @@ use crate::time::{Micros, MICROS_PER_MILLI};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+/// `(topic, partition, next offset)` per partition.
+pub type Positions = Vec<(Arc<str>, i32, i64)>;
+
 /// Identifies an input partition inside the pipeline (see
 /// [`super::partition_id`]).
 pub type PartitionId = u32;
@@ -394,6 +397,29 @@ impl CommitTracker {
     pub fn suppress(&self, record: &KpiRecord) -> bool {
         self.resume_watermark > Micros::MIN
             && record.window_end.saturating_add(self.allowed_lateness) <= self.resume_watermark
+    }
+
+    /// Continues `p` after a restored checkpoint: offsets below `offset` are
+    /// already in the engine state (and skipped if delivered again).
+    pub fn resume_at(&mut self, p: PartitionId, offset: i64) {
+        if let Some(t) = self.tracks.get_mut(&p) {
+            t.next_offset = Some(t.next_offset.map_or(offset, |n| n.max(offset)));
+        }
+    }
+
+    /// `(topic, partition, next offset)` of every partition whose messages
+    /// the engine holds, assigned or revoked: what a checkpoint covers.
+    pub fn positions(&self) -> Positions {
+        self.tracks
+            .values()
+            .chain(self.revoked.values())
+            .filter_map(|t| t.next_offset.map(|o| (t.topic.clone(), t.partition, o)))
+            .collect()
+    }
+
+    /// Whether `p` is assigned now.
+    pub fn is_assigned(&self, p: PartitionId) -> bool {
+        self.tracks.contains_key(&p)
     }
 
     /// Partitions tracked, and the in-flight buckets they hold (for logs).

@@ -163,6 +163,10 @@ pub fn create_topics(
     for name in names {
         cluster.create_topic(name, partitions)?;
     }
+    // The state topic: one partition (see checkpoint::kafka).
+    if !cfg.checkpoint.topic.is_empty() && !t.inputs().contains(&cfg.checkpoint.topic.as_str()) {
+        cluster.create_topic(&cfg.checkpoint.topic, 1)?;
+    }
     Ok(())
 }
 
@@ -225,7 +229,7 @@ pub async fn run_demo(mut cfg: Config) -> anyhow::Result<()> {
             })
             .context("starting the generator thread")?
     };
-    let handle = super::spawn(&cfg, &brokers)?;
+    let handle = super::spawn(&cfg, &brokers).await?;
     let http = super::start_http(&cfg, handle.metrics().clone()).await?;
     let result = super::run_until_signal(handle).await;
     http.stop().await;

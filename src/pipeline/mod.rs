@@ -39,6 +39,7 @@
 //! With no `kafka.brokers`, [`embedded`] starts librdkafka's mock cluster
 //! in-process and [`feed`] plays the generator into it: the zero-setup demo.
 
+pub mod checkpoints;
 pub mod commit;
 pub mod embedded;
 pub mod feed;
@@ -47,7 +48,7 @@ pub mod kafka_source;
 pub mod processor;
 pub mod summary;
 
-use crate::config::Config;
+use crate::config::{CheckpointStoreKind, Config};
 use crate::engine::Engine;
 use crate::metrics::{Metrics, MetricsSettings};
 use anyhow::Context as _;
@@ -190,6 +191,14 @@ impl PipelineHandle {
         self.consumer_stop.send_replace(true);
     }
 
+    /// Simulates a crash (tests): the engine task is aborted at once, with no
+    /// final tick, no checkpoint and no commit. (The producer stage still
+    /// delivers what it already had, as librdkafka would have by then.)
+    pub fn kill(self) {
+        self.consumer_stop.send_replace(true);
+        self.task.abort();
+    }
+
     /// Waits for the pipeline to end (after a stop, or a fatal error).
     pub async fn join(self) -> anyhow::Result<()> {
         self.task.await.context("pipeline task")?
@@ -248,7 +257,7 @@ pub fn producer_config(cfg: &Config, brokers: &str) -> ClientConfig {
 /// Starts the pipeline against `brokers` on the current tokio runtime
 /// (multi-threaded). Returns once the clients exist and the subscription is
 /// made; partitions are assigned asynchronously.
-pub fn spawn(cfg: &Config, brokers: &str) -> anyhow::Result<PipelineHandle> {
+pub async fn spawn(cfg: &Config, brokers: &str) -> anyhow::Result<PipelineHandle> {
     let settings = cfg.engine_settings()?;
     let kafka = cfg.kafka_settings()?;
     let pipeline = cfg.pipeline_settings()?;
@@ -259,6 +268,33 @@ pub fn spawn(cfg: &Config, brokers: &str) -> anyhow::Result<PipelineHandle> {
         ready_max_lag: http.ready_max_lag,
     }));
     let stats = Arc::new(Stats::new(metrics));
+    let ckpt = cfg.checkpoint_settings()?;
+    let checkpoints = match &ckpt.store {
+        CheckpointStoreKind::None => None,
+        CheckpointStoreKind::File { dir } => Some(checkpoints::Checkpointer::new(
+            Box::new(crate::checkpoint::file::FileStore::new(
+                dir,
+                &cfg.kafka.group_id,
+            )),
+            &cfg.kafka.group_id,
+        )),
+        CheckpointStoreKind::Kafka { topic } => {
+            let client = base_client_config(cfg, brokers);
+            crate::checkpoint::kafka::ensure_topic(&client, topic, Duration::from_secs(10)).await;
+            Some(checkpoints::Checkpointer::new(
+                Box::new(crate::checkpoint::kafka::KafkaStore::new(
+                    client,
+                    topic,
+                    &cfg.kafka.group_id,
+                    Duration::from_secs(30),
+                )),
+                &cfg.kafka.group_id,
+            ))
+        }
+    };
+    if let Some(c) = &checkpoints {
+        tracing::info!(store = %c.describe(), interval = %crate::time::duration_name(ckpt.interval), "checkpoints");
+    }
 
     let mut topics: Vec<String> = Vec::new();
     for t in cfg.kafka.topics.inputs() {
@@ -336,6 +372,8 @@ pub fn spawn(cfg: &Config, brokers: &str) -> anyhow::Result<PipelineHandle> {
         since_align: 0,
         published: Default::default(),
         samples: Vec::new(),
+        checkpoints,
+        checkpoint_interval: micros(ckpt.interval),
     };
     // The stop watch is also triggered when a later stage fails: the engine
     // task notices its closed channel and shuts down on its own.
@@ -381,7 +419,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         dead_letter = %cfg.kafka.topics.dead_letter,
         "starting pipeline"
     );
-    let handle = spawn(&cfg, &brokers)?;
+    let handle = spawn(&cfg, &brokers).await?;
     let http = start_http(&cfg, handle.metrics().clone()).await?;
     let r = run_until_signal(handle).await;
     http.stop().await;

@@ -12,6 +12,7 @@
 //! test inputs, runs its end-of-input flush), the producer stage is closed and
 //! flushed, and the last safe offsets are committed synchronously.
 
+use super::checkpoints::{self, Checkpointer, Stored};
 use super::commit::{CommitPlan, CommitTracker, Horizon, PartitionId};
 use super::kafka_sink::{DeadLetterMessage, SinkMessage};
 use super::kafka_source::{Source, SourceEvent};
@@ -60,6 +61,10 @@ pub struct Processor {
     pub published: Counters,
     /// Distribution samples tapped from the engine (metrics histograms).
     pub samples: Vec<(Kpi, f64)>,
+    /// Checkpoint-driven commits (see [`super::checkpoints`]); `None` with
+    /// `checkpoint.store = "none"` (release-time commits of [`super::commit`]).
+    pub checkpoints: Option<Checkpointer>,
+    pub checkpoint_interval: Duration,
 }
 
 /// Why sending to the producer stage stopped.
@@ -69,6 +74,7 @@ struct SinkClosed;
 enum Step {
     Tick,
     Commit,
+    Checkpoint,
     Summary,
     Input(SourceEvent),
 }
@@ -91,6 +97,10 @@ impl Processor {
             tokio::time::interval(self.summary_interval.unwrap_or(Duration::from_secs(3600)));
         summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         summary.tick().await; // the first tick is immediate
+        let mut ckpt = tokio::time::interval(self.checkpoint_interval);
+        ckpt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ckpt.tick().await;
+        let checkpointing = self.checkpoints.is_some();
         let mut sink_open = true;
         loop {
             // Timers first (`biased`): a busy input channel must not starve
@@ -99,6 +109,7 @@ impl Processor {
                 biased;
                 _ = tick.tick() => Step::Tick,
                 _ = commit.tick() => Step::Commit,
+                _ = ckpt.tick(), if checkpointing => Step::Checkpoint,
                 _ = summary.tick(), if self.summary_interval.is_some() => Step::Summary,
                 event = input.recv() => match event {
                     Some(e) => Step::Input(e),
@@ -111,7 +122,15 @@ impl Processor {
                 Step::Tick if sink.is_finished() || acks.is_finished() => Err(SinkClosed),
                 Step::Tick => self.tick().await,
                 Step::Commit => {
-                    self.checkpoint_and_commit(CommitMode::Async);
+                    if checkpointing {
+                        self.store_checkpoint_and_commit(CommitMode::Async).await;
+                    } else {
+                        self.checkpoint_and_commit(CommitMode::Async);
+                    }
+                    Ok(())
+                }
+                Step::Checkpoint => {
+                    self.take_checkpoint();
                     Ok(())
                 }
                 Step::Summary => {
@@ -175,9 +194,16 @@ impl Processor {
                 Ok(())
             }
         };
-        // The last commit: whatever the acknowledgements now cover.
+        // The last commit: whatever the acknowledgements now cover (with
+        // checkpoints: a final checkpoint of the state after the flush).
         let acked = self.stats.acked_through.load(Ordering::Acquire);
-        if let Some(plan) = self.tracker.ready(acked) {
+        if self.checkpoints.is_some() {
+            tracing::debug!(acked, seq = self.seq, sink_open, "final checkpoint");
+            if sink_open && acked >= self.seq {
+                self.take_checkpoint();
+            }
+            self.store_checkpoint_and_commit(CommitMode::Sync).await;
+        } else if let Some(plan) = self.tracker.ready(acked) {
             self.commit(&plan, CommitMode::Sync);
         }
         self.stats.watermark.store(watermark, Ordering::Relaxed);
@@ -300,12 +326,16 @@ impl Processor {
                 if let Err(e) = self.consumer.resume(&tpl) {
                     tracing::debug!(error = %e, "resuming newly assigned partitions");
                 }
+                let restored = self.restore_checkpoint().await;
                 for a in parts {
                     self.partitions
                         .insert(a.pid, (Arc::from(a.topic.as_str()), a.partition));
                     self.engine.assign(a.pid, wall);
                     self.tracker
                         .assign(a.pid, a.topic.into(), a.partition, a.metadata.as_deref());
+                }
+                if let Some(c) = restored {
+                    self.resume_partitions(&c);
                 }
                 let r = self.tracker.resume_watermark();
                 if r > Micros::MIN {
@@ -496,6 +526,110 @@ impl Processor {
         s.late.store(c.late, Ordering::Relaxed);
         s.late_dropped.store(c.late_dropped, Ordering::Relaxed);
         s.emitted.store(self.seq, Ordering::Relaxed);
+    }
+
+    /// Restores the latest stored checkpoint on the first assignment (see
+    /// [`super::checkpoints`]). Returns it so its offsets can be resumed.
+    async fn restore_checkpoint(&mut self) -> Option<crate::checkpoint::Checkpoint> {
+        let ck = self.checkpoints.as_mut()?;
+        let started = std::time::Instant::now();
+        let c = match ck.restore_once().await {
+            Ok(Some(c)) => c,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!(error = %e, store = %ck.describe(), "cannot read the latest checkpoint; starting from the committed offsets with empty state");
+                return None;
+            }
+        };
+        let settings = self.engine.settings().clone();
+        match Engine::restore(&c.engine, &settings) {
+            Ok(mut engine) => {
+                engine.tap_samples(true);
+                self.engine = engine;
+                let [t, ch, ca, su] = self.engine.entity_counts();
+                tracing::info!(
+                    epoch = c.epoch,
+                    bytes = c.engine.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    watermark = %fmt_time(c.watermark),
+                    open_tickets = t,
+                    open_chats = ch,
+                    open_carts = ca,
+                    subscriptions = su,
+                    partitions = c.offsets.len(),
+                    "restored the engine state from the latest checkpoint"
+                );
+                Some(c)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, epoch = c.epoch, "the latest checkpoint cannot be restored; starting from the committed offsets with empty state");
+                None
+            }
+        }
+    }
+
+    /// After a restore: every assigned partition continues at the
+    /// checkpoint's offset. No seek: committed offsets are never ahead of a
+    /// stored checkpoint and at most one checkpoint interval behind it, so
+    /// the consumer starts at or just before it and the messages below it
+    /// are skipped (a seek racing with the first fetches would deliver them
+    /// twice instead).
+    fn resume_partitions(&mut self, c: &crate::checkpoint::Checkpoint) {
+        for (pid, (topic, partition)) in &self.partitions {
+            if let Some(offset) = c.offset(topic, *partition) {
+                self.tracker.resume_at(*pid, offset);
+            }
+        }
+    }
+
+    /// Takes a checkpoint of the engine now (stored once acknowledged).
+    fn take_checkpoint(&mut self) {
+        let offsets = self.tracker.positions();
+        if let Some(ck) = self.checkpoints.as_mut() {
+            if let Some(bytes) = ck.take(&self.engine, offsets, self.seq, wall_clock_now()) {
+                self.stats.metrics.state_bytes.set(bytes as i64);
+            }
+        }
+    }
+
+    /// Stores the pending checkpoint once its records are acknowledged, then
+    /// commits its offsets.
+    async fn store_checkpoint_and_commit(&mut self, mode: CommitMode) {
+        self.publish_counters();
+        let acked = self.stats.acked_through.load(Ordering::Acquire);
+        let Some(ck) = self.checkpoints.as_mut() else {
+            return;
+        };
+        if let Some(stored) = ck.store_if_acked(acked).await {
+            self.stats.metrics.checkpoints.inc();
+            self.commit_stored(&stored, mode);
+        }
+    }
+
+    fn commit_stored(&self, stored: &Stored, mode: CommitMode) {
+        let offsets: Vec<(Arc<str>, i32, i64)> = self
+            .partitions
+            .iter()
+            .filter(|(pid, _)| self.tracker.is_assigned(**pid))
+            .filter_map(|(_, (topic, partition))| {
+                stored
+                    .offsets
+                    .iter()
+                    .find(|(t, p, _)| t == &**topic && p == partition)
+                    .map(|(_, _, o)| (topic.clone(), *partition, *o))
+            })
+            .collect();
+        if offsets.is_empty() {
+            return;
+        }
+        self.commit(
+            &CommitPlan {
+                offsets,
+                metadata: checkpoints::metadata(stored.epoch),
+                watermark: stored.watermark,
+            },
+            mode,
+        );
     }
 
     fn checkpoint_and_commit(&mut self, mode: CommitMode) {
