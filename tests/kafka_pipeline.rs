@@ -986,6 +986,24 @@ async fn load(cfg: &Config, opts: GenerateOptions) -> Loaded {
     }
 }
 
+/// Runs a pipeline until `n` messages were processed, then stops it
+/// gracefully (final tick, flush, checkpoint, commit).
+async fn run_then_stop(cfg: &Config, brokers: &str, n: u64) -> Arc<pipeline::Stats> {
+    let h = pipeline::spawn(cfg, brokers).await.unwrap();
+    wait_processed(&h, n).await;
+    let stats = h.stats().clone();
+    h.stop();
+    h.join().await.unwrap();
+    stats
+}
+
+/// KPI records the runs handed to the producer.
+fn records_sent(runs: &[&pipeline::Stats]) -> usize {
+    runs.iter()
+        .map(|s| s.records_sent.load(Ordering::Relaxed) as usize)
+        .sum()
+}
+
 /// Sum of the committed offsets of the test group.
 fn committed_total(cfg: &Config, brokers: &str) -> i64 {
     committed(cfg, brokers).values().map(|(o, _)| *o).sum()
@@ -1029,11 +1047,7 @@ group_id = "checkpointed""#,
         expected,
     } = load(&cfg, in_order_traffic(10.0, 60, 29)).await;
 
-    let h = pipeline::spawn(&cfg, &brokers).await.unwrap();
-    wait_processed(&h, n / 2).await;
-    let s1 = h.stats().clone();
-    h.stop();
-    h.join().await.unwrap();
+    let s1 = run_then_stop(&cfg, &brokers, n / 2).await;
     let text = s1.metrics.encode(cxpulse::time::wall_clock_now());
     assert!(
         text.contains("cxpulse_checkpoints_total ")
@@ -1053,8 +1067,7 @@ group_id = "checkpointed""#,
         s1.processed.load(Ordering::Relaxed) + s2.processed.load(Ordering::Relaxed),
         n
     );
-    let sent = (s1.records_sent.load(Ordering::Relaxed) + s2.records_sent.load(Ordering::Relaxed))
-        as usize;
+    let sent = records_sent(&[&s1, &s2]);
     kpi_topic_matches_replay(&cfg, &brokers, sent, &expected).await;
 }
 
@@ -1126,5 +1139,192 @@ interval = "500ms""#,
         reads.len(),
         expected.len()
     );
+    check_against_replay(&reads, &expected, true);
+}
+
+/// Exactly-once config of the tests.
+fn exactly_once(group: &str) -> Config {
+    config(&format!(
+        r#"[kafka]
+group_id = "{group}"
+delivery = "exactly-once"
+commit_interval = "500ms""#
+    ))
+}
+
+/// Rows published more than once (same key and window start).
+fn repeated_rows(reads: &[Read]) -> usize {
+    let mut seen = HashSet::new();
+    reads
+        .iter()
+        .filter(|r| {
+            let v: Value = serde_json::from_slice(&r.value).unwrap();
+            !seen.insert(row_id(&r.key, &v))
+        })
+        .count()
+}
+
+/// Exactly-once: KPI records, checkpoints and offsets commit together; a
+/// graceful restart restores the committed checkpoint, so every row is
+/// published exactly once and equals the replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_restart_publishes_every_row_once() {
+    let cfg = exactly_once("eos");
+    let Loaded {
+        cluster: _cluster,
+        brokers,
+        n,
+        expected,
+    } = load(&cfg, in_order_traffic(10.0, 60, 37)).await;
+    let s1 = run_then_stop(&cfg, &brokers, n / 2).await;
+    assert!(
+        s1.commits.load(Ordering::Relaxed) > 1,
+        "transactions committed"
+    );
+    // The mock cluster drops TxnOffsetCommit, so the group has no committed
+    // offsets: the second run starts at the beginning and skips what the
+    // restored checkpoint covers (on a real broker it starts at them).
+    let total: i64 = high_watermarks(&cfg, &brokers).values().sum();
+    let s2 = run_to_end(&cfg, &brokers, total).await;
+    assert_eq!(
+        s1.processed.load(Ordering::Relaxed) + s2.processed.load(Ordering::Relaxed),
+        n
+    );
+    let sent = records_sent(&[&s1, &s2]);
+    let reads = read_topic(
+        &brokers,
+        &cfg.kafka.topics.kpis,
+        sent,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(reads.len(), sent);
+    check_against_replay(&reads, &expected, true);
+    assert_eq!(repeated_rows(&reads), 0, "no row published twice");
+}
+
+/// Exactly-once under crashes: killed at random points (the open
+/// transaction is never committed) and restarted; the final rows equal the
+/// replay. (The mock cluster only simulates read_committed, so records of
+/// aborted transactions stay visible to its readers: repeats are not
+/// counted here, but every record must still equal its final row.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_crashes_lose_nothing() {
+    let cfg = exactly_once("eos-crashy");
+    let Loaded {
+        cluster: _cluster,
+        brokers,
+        n,
+        expected,
+    } = load(&cfg, in_order_traffic(10.0, 40, 41)).await;
+    let total: i64 = high_watermarks(&cfg, &brokers).values().sum();
+    let mut sent = 0usize;
+    for k in 0..4u64 {
+        let h = pipeline::spawn(&cfg, &brokers).await.unwrap();
+        let stats = h.stats().clone();
+        let at = 300 + (k * 7919) % (n / 5);
+        wait_until("progress before the kill", Duration::from_secs(90), || {
+            stats.processed.load(Ordering::Relaxed) + stats.skipped.load(Ordering::Relaxed) >= at
+        })
+        .await;
+        h.kill();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sent += stats.records_sent.load(Ordering::Relaxed) as usize;
+    }
+    let last = run_to_end(&cfg, &brokers, total).await;
+    sent += last.records_sent.load(Ordering::Relaxed) as usize;
+    let reads = read_topic(
+        &brokers,
+        &cfg.kafka.topics.kpis,
+        sent,
+        Duration::from_secs(30),
+    )
+    .await;
+    check_against_replay(&reads, &expected, true);
+}
+
+/// Fencing: when a newer instance with the same transactional.id has
+/// bumped the producer epoch, the broker answers the old one with
+/// PRODUCER_FENCED; it then stops with a fatal error instead of committing
+/// anything more. (librdkafka's mock cluster does not fence a second
+/// `init_transactions` by itself, so the broker's answer is injected.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_fenced_instance_stops() {
+    let cfg = exactly_once("eos-fence");
+    let Loaded {
+        cluster,
+        brokers,
+        n,
+        ..
+    } = load(&cfg, in_order_traffic(10.0, 30, 43)).await;
+    let h = pipeline::spawn(&cfg, &brokers).await.unwrap();
+    wait_processed(&h, n / 4).await;
+    cluster
+        .request_errors(
+            RDKafkaApiKey::AddOffsetsToTxn,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED; 8],
+        )
+        .unwrap();
+    // More input, so that the instance has something to commit.
+    produce_all(&cfg, &brokers, generate(in_order_traffic(10.0, 5, 44))).await;
+    let err = tokio::time::timeout(Duration::from_secs(60), h.join())
+        .await
+        .expect("the fenced pipeline stops on its own")
+        .expect_err("fenced");
+    assert!(
+        matches!(
+            err.downcast_ref::<cxpulse::pipeline::kafka_sink::TxnError>(),
+            Some(cxpulse::pipeline::kafka_sink::TxnError::Fatal(_))
+        ),
+        "{err:#}"
+    );
+}
+
+/// Abort path: a produce error that cannot be retried makes the open
+/// transaction abortable; it is aborted, the pipeline stops with
+/// `TxnError::Aborted`, and a restart from the last committed checkpoint
+/// (what `cxpulse run` does in-process) ends with every row right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_aborted_transaction_is_redone() {
+    let cfg = exactly_once("eos-abort");
+    let Loaded {
+        cluster,
+        brokers,
+        n,
+        expected,
+    } = load(&cfg, in_order_traffic(10.0, 30, 47)).await;
+    let total: i64 = high_watermarks(&cfg, &brokers).values().sum();
+    let h = pipeline::spawn(&cfg, &brokers).await.unwrap();
+    wait_processed(&h, n / 3).await;
+    let s1 = h.stats().clone();
+    cluster
+        .request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD; 4],
+        )
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(60), h.join())
+        .await
+        .expect("the pipeline stops after the abort")
+        .expect_err("aborted");
+    assert!(
+        matches!(
+            err.downcast_ref::<cxpulse::pipeline::kafka_sink::TxnError>(),
+            Some(cxpulse::pipeline::kafka_sink::TxnError::Aborted(_))
+        ),
+        "{err:#}"
+    );
+    cluster
+        .clear_request_errors(RDKafkaApiKey::Produce)
+        .unwrap();
+    let s2 = run_to_end(&cfg, &brokers, total).await;
+    let sent = records_sent(&[&s1, &s2]);
+    let reads = read_topic(
+        &brokers,
+        &cfg.kafka.topics.kpis,
+        sent,
+        Duration::from_secs(30),
+    )
+    .await;
     check_against_replay(&reads, &expected, true);
 }

@@ -40,6 +40,9 @@ pub const CHUNK: usize = 512 * 1024;
 /// The partition of the state topic cxpulse writes.
 pub const PARTITION: i32 = 0;
 
+/// State-topic records: `(key, value)`, `None` for a tombstone.
+pub type StateRecords = Vec<(String, Option<Vec<u8>>)>;
+
 /// The record saying which chunks make the group's latest checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -312,13 +315,12 @@ impl CheckpointStore for KafkaStore {
 
     fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let (recs, manifest) = records(checkpoint);
-        let recs: Vec<(String, Option<Vec<u8>>)> =
-            recs.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        let recs: StateRecords = recs.into_iter().map(|(k, v)| (k, Some(v))).collect();
         self.produce_all(&recs)?;
         // The new manifest is durable: the previous epoch's chunks can go.
         if let Some(prev) = self.current.replace(manifest) {
             if prev.epoch != manifest.epoch {
-                let dead: Vec<(String, Option<Vec<u8>>)> = tombstones(&self.group, &prev)
+                let dead: StateRecords = tombstones(&self.group, &prev)
                     .into_iter()
                     .map(|k| (k, None))
                     .collect();

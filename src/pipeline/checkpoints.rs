@@ -26,6 +26,7 @@
 //! consumer offsets commit or abort together, every `kafka.commit_interval`.
 
 use super::commit::Positions;
+use crate::checkpoint::kafka::{records, tombstones, Manifest, StateRecords};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::engine::Engine;
 use crate::time::Micros;
@@ -49,6 +50,9 @@ pub struct Checkpointer {
     /// `(offsets, seq)` of the last checkpoint taken: an idle pipeline does
     /// not write the same state again.
     last_taken: Option<(Positions, u64)>,
+    /// Exactly-once: `(epoch, chunks)` of the checkpoint in force on the
+    /// state topic, whose chunks the next transaction tombstones.
+    in_force: Option<Manifest>,
     /// Checkpoints stored in this run.
     pub stored: u64,
     /// Size of the last stored checkpoint, bytes.
@@ -72,6 +76,7 @@ impl Checkpointer {
             pending: None,
             restore_attempted: false,
             last_taken: None,
+            in_force: None,
             stored: 0,
             last_size: 0,
         }
@@ -118,6 +123,7 @@ impl Checkpointer {
             }
             Some(c) => {
                 self.epoch = c.epoch;
+                self.in_force = Some(records(&c).1);
                 Ok(Some(c))
             }
             None => Ok(None),
@@ -165,6 +171,29 @@ impl Checkpointer {
         let size = checkpoint.engine.len();
         self.pending = Some(Pending { seq, checkpoint });
         Some(size)
+    }
+
+    /// Exactly-once: the pending checkpoint as state-topic records (chunks,
+    /// manifest, then tombstones of the checkpoint in force), for the
+    /// transaction; and its manifest.
+    pub fn transaction_records(&mut self) -> (StateRecords, Manifest) {
+        let Pending { checkpoint, .. } = self.pending.take().expect("a checkpoint was taken");
+        let (recs, manifest) = records(&checkpoint);
+        let mut out: StateRecords = recs.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        if let Some(prev) = self.in_force.filter(|m| m.epoch != manifest.epoch) {
+            out.extend(
+                tombstones(&self.group, &prev)
+                    .into_iter()
+                    .map(|k| (k, None)),
+            );
+        }
+        (out, manifest)
+    }
+
+    /// Exactly-once: the transaction carrying `manifest` committed.
+    pub fn transaction_committed(&mut self, manifest: Manifest) {
+        self.in_force = Some(manifest);
+        self.stored += 1;
     }
 
     /// Whether a checkpoint is waiting to be stored.

@@ -229,9 +229,9 @@ pub async fn run_demo(mut cfg: Config) -> anyhow::Result<()> {
             })
             .context("starting the generator thread")?
     };
-    let handle = super::spawn(&cfg, &brokers).await?;
-    let http = super::start_http(&cfg, handle.metrics().clone()).await?;
-    let result = super::run_until_signal(handle).await;
+    let metrics = Arc::new(super::new_metrics(&cfg)?);
+    let http = super::start_http(&cfg, metrics.clone()).await?;
+    let result = super::run_restarting(&cfg, &brokers, metrics).await;
     http.stop().await;
     stop_feed.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || feeder.join()).await;

@@ -17,17 +17,35 @@
 //! The producer is idempotent (`enable.idempotence=true`, `acks=all`), so
 //! librdkafka's retries neither duplicate nor reorder records of a
 //! partition: revisions of a row (same key) arrive in order.
+//!
+//! # Exactly-once
+//!
+//! With `kafka.delivery = "exactly-once"` the producer is transactional
+//! (`transactional.id`, initialised before anything is read, which fences a
+//! predecessor with the same id and aborts its open transaction). Records go
+//! into the open transaction; a [`SinkMessage::Commit`], queued behind them by
+//! the engine task every `kafka.commit_interval`, adds the checkpoint records
+//! to the state topic and the consumer offsets
+//! (`send_offsets_to_transaction`), commits, and begins the next
+//! transaction. KPI records, dead letters, state and offsets become visible
+//! to `read_committed` readers together or not at all. Retriable errors are
+//! retried; an abortable one aborts the transaction and fails the pipeline
+//! with [`TxnError::Aborted`] (a restart resumes from the last committed
+//! checkpoint); a fatal one (fenced by a newer instance) with
+//! [`TxnError::Fatal`].
 
 use super::Stats;
 use crate::record::KpiRecord;
 use anyhow::anyhow;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::topic_partition_list::TopicPartitionList;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// A record for the producer task.
 #[derive(Debug)]
@@ -36,6 +54,111 @@ pub enum SinkMessage {
     Kpi { seq: u64, record: KpiRecord },
     /// The original bytes of a rejected input, to the dead-letter topic.
     DeadLetter { seq: u64, letter: DeadLetterMessage },
+    /// Exactly-once: commit the open transaction (see the module docs).
+    Commit(Box<TxnCommit>),
+}
+
+/// What one transaction commit carries besides the records before it.
+pub struct TxnCommit {
+    /// Next offset to read per assigned input partition.
+    pub offsets: TopicPartitionList,
+    pub group: ConsumerGroupMetadata,
+    pub state_topic: String,
+    /// Checkpoint records for the state topic (`None`: tombstone).
+    pub state: crate::checkpoint::kafka::StateRecords,
+    pub reply: oneshot::Sender<Result<(), TxnError>>,
+}
+
+impl std::fmt::Debug for TxnCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxnCommit")
+            .field("offsets", &self.offsets.count())
+            .field("state_records", &self.state.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a transaction did not commit.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TxnError {
+    /// Aborted: nothing of it is visible; restart from the last checkpoint.
+    #[error("transaction aborted ({0}); restarting from the last committed checkpoint")]
+    Aborted(String),
+    /// The producer cannot continue (e.g. fenced by a newer instance).
+    #[error("transactional producer failed fatally: {0}")]
+    Fatal(String),
+}
+
+/// Runs one transactional call, retrying retriable errors until `deadline`,
+/// aborting the transaction on abortable ones.
+fn txn_call(
+    producer: &FutureProducer,
+    what: &str,
+    deadline: std::time::Instant,
+    call: impl Fn() -> rdkafka::error::KafkaResult<()>,
+) -> Result<(), TxnError> {
+    loop {
+        match call() {
+            Ok(()) => return Ok(()),
+            // Fenced: a newer instance owns the transactional.id now.
+            Err(KafkaError::Transaction(e))
+                if e.is_fatal()
+                    || matches!(
+                        e.code(),
+                        RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced
+                    ) =>
+            {
+                return Err(TxnError::Fatal(format!("{what}: {e}")));
+            }
+            Err(KafkaError::Transaction(e))
+                if e.is_retriable() && std::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(error = %e, what, "transaction step failed, retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
+                tracing::error!(error = %e, what, "transaction step failed: aborting the transaction");
+                if let Err(a) = producer.abort_transaction(Duration::from_secs(30)) {
+                    return Err(TxnError::Fatal(format!("{what}: {e}; abort failed: {a}")));
+                }
+                return Err(TxnError::Aborted(format!("{what}: {e}")));
+            }
+            Err(e) => return Err(TxnError::Fatal(format!("{what}: {e}"))),
+        }
+    }
+}
+
+/// Commits the open transaction with `c`'s state and offsets, then begins
+/// the next one.
+async fn commit_transaction(
+    producer: &FutureProducer,
+    c: &TxnCommit,
+    timeout: Duration,
+) -> Result<(), TxnError> {
+    for (key, value) in &c.state {
+        let mut r = FutureRecord::<String, Vec<u8>>::to(&c.state_topic)
+            .key(key)
+            .partition(crate::checkpoint::kafka::PARTITION);
+        if let Some(v) = value {
+            r = r.payload(v);
+        }
+        // The delivery outcome is the transaction's: commit fails if it did.
+        enqueue(producer, r)
+            .await
+            .map_err(|e| TxnError::Aborted(format!("producing the checkpoint: {e}")))?;
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    tokio::task::block_in_place(|| {
+        txn_call(producer, "send_offsets_to_transaction", deadline, || {
+            producer.send_offsets_to_transaction(&c.offsets, &c.group, timeout)
+        })?;
+        txn_call(producer, "commit_transaction", deadline, || {
+            producer.commit_transaction(timeout)
+        })?;
+        producer
+            .begin_transaction()
+            .map_err(|e| TxnError::Fatal(format!("begin_transaction: {e}")))
+    })
 }
 
 /// A dead letter: the original message value and key, plus headers that say
@@ -111,10 +234,23 @@ pub async fn run_producer(
     acks: mpsc::Sender<Pending>,
     stats: Arc<Stats>,
     flush_timeout: Duration,
+    transactional: bool,
 ) -> anyhow::Result<()> {
     let mut value = Vec::with_capacity(512);
     let mut result = Ok(());
     while let Some(msg) = rx.recv().await {
+        let msg = match msg {
+            SinkMessage::Commit(c) => {
+                let r = commit_transaction(&producer, &c, flush_timeout).await;
+                let failed = r.is_err();
+                let _ = c.reply.send(r);
+                if failed {
+                    break;
+                }
+                continue;
+            }
+            other => other,
+        };
         value.clear();
         let (seq, delivery) = match &msg {
             SinkMessage::Kpi { seq, record } => {
@@ -132,6 +268,7 @@ pub async fn run_producer(
                 }
                 (*seq, enqueue(&producer, r).await)
             }
+            SinkMessage::Commit(_) => unreachable!("handled above"),
         };
         match delivery {
             Ok(fut) => {
@@ -144,11 +281,22 @@ pub async fn run_producer(
                         stats.dead_letters_sent.fetch_add(1, Ordering::Relaxed);
                         Some(letter.kind)
                     }
+                    SinkMessage::Commit(_) => unreachable!("handled above"),
                 };
                 if acks.send((seq, kind, fut)).await.is_err() {
                     // The acknowledgement task failed; it reports why.
                     break;
                 }
+            }
+            Err(e) if transactional => {
+                // The open transaction cannot complete (librdkafka refuses
+                // new records once it must be aborted): abort it.
+                stats.metrics.produce_errors.inc();
+                let p = producer.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || p.abort_transaction(flush_timeout)).await;
+                result = Err(TxnError::Aborted(format!("producing record {seq}: {e}")).into());
+                break;
             }
             Err(e) => {
                 stats.metrics.produce_errors.inc();
@@ -158,6 +306,13 @@ pub async fn run_producer(
         }
     }
     drop(acks);
+    if transactional && result.is_ok() {
+        // Whatever was produced after the last commit is not committed: the
+        // next run re-creates it from the last committed checkpoint.
+        let p = producer.clone();
+        let _ = tokio::task::spawn_blocking(move || p.abort_transaction(flush_timeout)).await;
+        return result;
+    }
     // Explicit flush: wait for librdkafka to deliver what it holds. flush()
     // blocks, so it runs off the async workers.
     let p = producer.clone();
@@ -198,7 +353,11 @@ where
 /// dead letter's kind, and its delivery future.
 pub type Pending = (u64, Option<&'static str>, DeliveryFuture);
 
-pub async fn run_acks(mut rx: mpsc::Receiver<Pending>, stats: Arc<Stats>) -> anyhow::Result<()> {
+pub async fn run_acks(
+    mut rx: mpsc::Receiver<Pending>,
+    stats: Arc<Stats>,
+    transactional: bool,
+) -> anyhow::Result<()> {
     while let Some((seq, kind, fut)) = rx.recv().await {
         match fut.await {
             Ok(Ok(_)) => {
@@ -215,6 +374,14 @@ pub async fn run_acks(mut rx: mpsc::Receiver<Pending>, stats: Arc<Stats>) -> any
             Ok(Err((e, msg))) => {
                 stats.metrics.produce_errors.inc();
                 use rdkafka::message::Message;
+                if transactional {
+                    // The transaction holding it can only be aborted.
+                    return Err(TxnError::Aborted(format!(
+                        "delivery of record {seq} to {} failed: {e}",
+                        msg.topic()
+                    ))
+                    .into());
+                }
                 return Err(anyhow!(
                     "delivery of record {seq} to {} failed: {e}; its input offsets stay uncommitted",
                     msg.topic()

@@ -56,7 +56,7 @@ use kafka_sink::SinkTopics;
 use kafka_source::{Source, SourceContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::Consumer;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer as _};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -258,15 +258,28 @@ pub fn producer_config(cfg: &Config, brokers: &str) -> ClientConfig {
 /// (multi-threaded). Returns once the clients exist and the subscription is
 /// made; partitions are assigned asynchronously.
 pub async fn spawn(cfg: &Config, brokers: &str) -> anyhow::Result<PipelineHandle> {
-    let settings = cfg.engine_settings()?;
-    let kafka = cfg.kafka_settings()?;
-    let pipeline = cfg.pipeline_settings()?;
+    spawn_with(cfg, brokers, Arc::new(new_metrics(cfg)?)).await
+}
+
+/// The metrics of `cfg` (`[http]`, `[metrics]`).
+pub fn new_metrics(cfg: &Config) -> anyhow::Result<Metrics> {
     let http = cfg.http_settings()?;
-    let metrics = Arc::new(Metrics::new(&MetricsSettings {
+    Ok(Metrics::new(&MetricsSettings {
         max_values_per_dimension: http.max_values_per_dimension,
         series_ttl: http.series_ttl,
         ready_max_lag: http.ready_max_lag,
-    }));
+    }))
+}
+
+/// [`spawn`] with existing metrics (kept across in-process restarts).
+pub async fn spawn_with(
+    cfg: &Config,
+    brokers: &str,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<PipelineHandle> {
+    let settings = cfg.engine_settings()?;
+    let kafka = cfg.kafka_settings()?;
+    let pipeline = cfg.pipeline_settings()?;
     let stats = Arc::new(Stats::new(metrics));
     let ckpt = cfg.checkpoint_settings()?;
     let checkpoints = match &ckpt.store {
@@ -311,10 +324,27 @@ pub async fn spawn(cfg: &Config, brokers: &str) -> anyhow::Result<PipelineHandle
         .subscribe(&names)
         .context("subscribing to the input topics")?;
     let consumer = Arc::new(consumer);
-    let producer: FutureProducer = producer_config(cfg, brokers)
-        .create()
-        .context("creating the Kafka producer")?;
+    let exactly_once = ckpt.delivery == crate::config::Delivery::ExactlyOnce;
+    let mut pc = producer_config(cfg, brokers);
+    if exactly_once {
+        pc.set("transactional.id", &ckpt.transactional_id);
+    }
+    let producer: FutureProducer = pc.create().context("creating the Kafka producer")?;
     let producer = Arc::new(producer);
+    if exactly_once {
+        // Before anything is read: fences a predecessor with the same
+        // transactional.id and aborts its open transaction, so the state
+        // topic read at restore holds only committed checkpoints.
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || {
+            p.init_transactions(Duration::from_secs(60))?;
+            p.begin_transaction()
+        })
+        .await
+        .context("transaction init task")?
+        .context("initialising Kafka transactions (transactional.id)")?;
+        tracing::info!(transactional_id = %ckpt.transactional_id, "exactly-once: transactional producer ready");
+    }
 
     let cap = pipeline.channel_capacity;
     let (in_tx, in_rx) = mpsc::channel(cap);
@@ -340,8 +370,9 @@ pub async fn spawn(cfg: &Config, brokers: &str) -> anyhow::Result<PipelineHandle
         ack_tx,
         stats.clone(),
         shutdown_timeout,
+        exactly_once,
     ));
-    let acks = tokio::spawn(kafka_sink::run_acks(ack_rx, stats.clone()));
+    let acks = tokio::spawn(kafka_sink::run_acks(ack_rx, stats.clone(), exactly_once));
 
     let micros = |m: i64| Duration::from_micros(m.max(1) as u64);
     let processor = processor::Processor {
@@ -374,6 +405,11 @@ pub async fn spawn(cfg: &Config, brokers: &str) -> anyhow::Result<PipelineHandle
         samples: Vec::new(),
         checkpoints,
         checkpoint_interval: micros(ckpt.interval),
+        exactly_once: exactly_once.then(|| match &ckpt.store {
+            CheckpointStoreKind::Kafka { topic } => topic.clone(),
+            _ => unreachable!("validated: exactly-once needs the Kafka store"),
+        }),
+        failure: None,
     };
     // The stop watch is also triggered when a later stage fails: the engine
     // task notices its closed channel and shuts down on its own.
@@ -419,11 +455,45 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         dead_letter = %cfg.kafka.topics.dead_letter,
         "starting pipeline"
     );
-    let handle = spawn(&cfg, &brokers).await?;
-    let http = start_http(&cfg, handle.metrics().clone()).await?;
-    let r = run_until_signal(handle).await;
+    let metrics = Arc::new(new_metrics(&cfg)?);
+    let http = start_http(&cfg, metrics.clone()).await?;
+    let r = run_restarting(&cfg, &brokers, metrics).await;
     http.stop().await;
     r
+}
+
+/// Runs the pipeline until a signal. An exactly-once transaction that had
+/// to be aborted ends a pipeline with [`kafka_sink::TxnError::Aborted`]: the
+/// state after it is not committed, so a new pipeline starts in-process and
+/// resumes from the last committed checkpoint (up to 10 times in a row).
+pub async fn run_restarting(
+    cfg: &Config,
+    brokers: &str,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
+    let mut restarts = 0;
+    loop {
+        let handle = spawn_with(cfg, brokers, metrics.clone()).await?;
+        let started = std::time::Instant::now();
+        match run_until_signal(handle).await {
+            Err(e)
+                if restarts < 10
+                    && matches!(
+                        e.downcast_ref::<kafka_sink::TxnError>(),
+                        Some(kafka_sink::TxnError::Aborted(_))
+                    ) =>
+            {
+                restarts = if started.elapsed() > Duration::from_secs(300) {
+                    1
+                } else {
+                    restarts + 1
+                };
+                tracing::warn!(error = %e, restarts, "restarting the pipeline from the last committed checkpoint");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// The HTTP server of a running pipeline (see [`crate::http`]), if configured.

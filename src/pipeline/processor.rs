@@ -14,7 +14,7 @@
 
 use super::checkpoints::{self, Checkpointer, Stored};
 use super::commit::{CommitPlan, CommitTracker, Horizon, PartitionId};
-use super::kafka_sink::{DeadLetterMessage, SinkMessage};
+use super::kafka_sink::{DeadLetterMessage, SinkMessage, TxnCommit, TxnError};
 use super::kafka_source::{Source, SourceEvent};
 use super::summary::Summary;
 use super::{Stats, StopMode};
@@ -65,6 +65,10 @@ pub struct Processor {
     /// `checkpoint.store = "none"` (release-time commits of [`super::commit`]).
     pub checkpoints: Option<Checkpointer>,
     pub checkpoint_interval: Duration,
+    /// Exactly-once: the state topic (checkpoints go into the transaction).
+    pub exactly_once: Option<String>,
+    /// Why the pipeline failed on its own (a transaction that did not commit).
+    pub failure: Option<TxnError>,
 }
 
 /// Why sending to the producer stage stopped.
@@ -100,7 +104,8 @@ impl Processor {
         let mut ckpt = tokio::time::interval(self.checkpoint_interval);
         ckpt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ckpt.tick().await;
-        let checkpointing = self.checkpoints.is_some();
+        // Exactly-once checkpoints with every transaction instead.
+        let checkpointing = self.checkpoints.is_some() && self.exactly_once.is_none();
         let mut sink_open = true;
         loop {
             // Timers first (`biased`): a busy input channel must not starve
@@ -121,6 +126,7 @@ impl Processor {
                 // failed for good): stop consuming, report it below.
                 Step::Tick if sink.is_finished() || acks.is_finished() => Err(SinkClosed),
                 Step::Tick => self.tick().await,
+                Step::Commit if self.exactly_once.is_some() => self.transact().await,
                 Step::Commit => {
                     if checkpointing {
                         self.store_checkpoint_and_commit(CommitMode::Async).await;
@@ -169,6 +175,10 @@ impl Processor {
                 self.engine.tick(wall, &mut self.records);
             }
             let _ = self.send_records().await;
+            if self.exactly_once.is_some() && self.failure.is_none() {
+                // The last transaction: everything up to the stop.
+                let _ = self.transact().await;
+            }
         }
         let watermark = self.engine.watermark();
         self.publish_counters();
@@ -197,7 +207,9 @@ impl Processor {
         // The last commit: whatever the acknowledgements now cover (with
         // checkpoints: a final checkpoint of the state after the flush).
         let acked = self.stats.acked_through.load(Ordering::Acquire);
-        if self.checkpoints.is_some() {
+        if self.exactly_once.is_some() {
+            // Committed with the last transaction above.
+        } else if self.checkpoints.is_some() {
             tracing::debug!(acked, seq = self.seq, sink_open, "final checkpoint");
             if sink_open && acked >= self.seq {
                 self.take_checkpoint();
@@ -221,6 +233,9 @@ impl Processor {
             "pipeline stopped"
         );
         self.consumer.unsubscribe();
+        if let Some(e) = self.failure.take() {
+            return Err(e.into());
+        }
         sink_result?;
         ack_result?;
         Ok(())
@@ -546,6 +561,9 @@ impl Processor {
             Ok(mut engine) => {
                 engine.tap_samples(true);
                 self.engine = engine;
+                // Metrics count from this process's start: what the
+                // restored counters already hold is not counted again.
+                self.published = self.engine.counters().clone();
                 let [t, ch, ca, su] = self.engine.entity_counts();
                 tracing::info!(
                     epoch = c.epoch,
@@ -589,6 +607,71 @@ impl Processor {
             if let Some(bytes) = ck.take(&self.engine, offsets, self.seq, wall_clock_now()) {
                 self.stats.metrics.state_bytes.set(bytes as i64);
             }
+        }
+    }
+
+    /// Exactly-once: commits the open transaction with a checkpoint of the
+    /// engine now and the next offsets of the assigned partitions (see
+    /// `kafka_sink`). Nothing changed since the last one: nothing to do.
+    async fn transact(&mut self) -> Result<(), SinkClosed> {
+        let Some(state_topic) = self.exactly_once.clone() else {
+            return Ok(());
+        };
+        let Some(group) = self.consumer.group_metadata() else {
+            return Ok(());
+        };
+        let positions = self.tracker.positions();
+        let mut offsets = TopicPartitionList::new();
+        for (pid, (topic, partition)) in &self.partitions {
+            if !self.tracker.is_assigned(*pid) {
+                continue;
+            }
+            if let Some((_, _, o)) = positions
+                .iter()
+                .find(|(t, p, _)| t == topic && p == partition)
+            {
+                let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(*o));
+            }
+        }
+        let ck = self
+            .checkpoints
+            .as_mut()
+            .expect("exactly-once always has a checkpointer");
+        let Some(bytes) = ck.take(&self.engine, positions, self.seq, wall_clock_now()) else {
+            return Ok(());
+        };
+        let (state, manifest) = ck.transaction_records();
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.send(SinkMessage::Commit(Box::new(TxnCommit {
+            offsets,
+            group,
+            state_topic,
+            state,
+            reply,
+        })))
+        .await?;
+        match done.await {
+            Ok(Ok(())) => {
+                if let Some(ck) = self.checkpoints.as_mut() {
+                    ck.transaction_committed(manifest);
+                }
+                self.stats.metrics.checkpoints.inc();
+                self.stats.metrics.state_bytes.set(bytes as i64);
+                self.stats.metrics.commits.with_label_values(&["ok"]).inc();
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.stats
+                    .metrics
+                    .commits
+                    .with_label_values(&["error"])
+                    .inc();
+                tracing::error!(error = %e, "exactly-once transaction failed");
+                self.failure = Some(e);
+                Err(SinkClosed)
+            }
+            Err(_) => Err(SinkClosed),
         }
     }
 
