@@ -184,6 +184,9 @@ pub struct RawEvent<'a> {
 
 /// Parses bytes into a [`RawEvent`].
 pub fn parse(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
+    if let Some(raw) = flat::parse(bytes) {
+        return Ok(raw);
+    }
     // serde would read a struct from an array too: only objects are events.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return match serde_json::from_slice::<IgnoredAny>(bytes) {
@@ -206,6 +209,165 @@ pub fn parse(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
             _ => DecodeError::NotJson(e.to_string()),
         }
     })
+}
+
+/// The fast path of [`parse`] for the shape nearly every input has: one flat
+/// JSON object whose values are scalars, strings without escapes, no
+/// duplicate field. It answers only when serde would answer the same
+/// [`RawEvent`]; on anything else (escapes, nested values, odd numbers,
+/// duplicates, any syntax error) it declines and serde decides, so errors
+/// and their messages are serde's. Numbers other than short unsigned
+/// integers are handed to serde token by token.
+mod flat {
+    use super::{Field, RawEvent};
+    use std::borrow::Cow;
+
+    /// Bytes not yet consumed.
+    struct Cursor<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn peek(&self) -> Option<u8> {
+            self.b.get(self.i).copied()
+        }
+
+        fn next(&mut self) -> Option<u8> {
+            let c = self.peek()?;
+            self.i += 1;
+            Some(c)
+        }
+
+        /// Skips JSON whitespace (exactly serde_json's set).
+        fn ws(&mut self) {
+            while matches!(self.peek(), Some(b' ' | b'\n' | b'\t' | b'\r')) {
+                self.i += 1;
+            }
+        }
+
+        fn eat(&mut self, c: u8) -> Option<()> {
+            (self.next()? == c).then_some(())
+        }
+
+        fn literal(&mut self, text: &[u8], value: Field<'a>) -> Option<Field<'a>> {
+            let end = self.i.checked_add(text.len())?;
+            (self.b.get(self.i..end)? == text).then(|| {
+                self.i = end;
+                value
+            })
+        }
+
+        /// A string without escapes or control characters.
+        fn string(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let start = self.i;
+            loop {
+                match self.next()? {
+                    b'"' => break,
+                    b'\\' => return None,
+                    c if c < 0x20 => return None,
+                    _ => {}
+                }
+            }
+            std::str::from_utf8(&self.b[start..self.i - 1]).ok()
+        }
+
+        fn number(&mut self) -> Option<Field<'a>> {
+            let start = self.i;
+            while matches!(
+                self.peek(),
+                Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            ) {
+                self.i += 1;
+            }
+            let token = &self.b[start..self.i];
+            // Up to 18 digits cannot overflow; a leading zero is serde's error.
+            if token.len() <= 18
+                && token.iter().all(u8::is_ascii_digit)
+                && (token.len() == 1 || token[0] != b'0')
+            {
+                let n = token.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+                return Some(Field::Int(n));
+            }
+            serde_json::from_slice::<Field>(token)
+                .ok()
+                .filter(|f| matches!(f, Field::Int(_) | Field::UInt(_) | Field::Float(_)))
+        }
+
+        /// A scalar value; `None` for arrays and objects.
+        fn value(&mut self) -> Option<Field<'a>> {
+            match self.peek()? {
+                b'"' => self.string().map(|s| Field::Str(Cow::Borrowed(s))),
+                b't' => self.literal(b"true", Field::Bool(true)),
+                b'f' => self.literal(b"false", Field::Bool(false)),
+                b'n' => self.literal(b"null", Field::Null),
+                b'-' | b'0'..=b'9' => self.number(),
+                _ => None,
+            }
+        }
+    }
+
+    /// The slot of a known field and its bit in the duplicate mask.
+    fn slot<'r, 'a>(raw: &'r mut RawEvent<'a>, key: &str) -> Option<(u32, &'r mut Field<'a>)> {
+        Some(match key {
+            "event_id" => (1 << 0, &mut raw.event_id),
+            "type" => (1 << 1, &mut raw.kind),
+            "ts" => (1 << 2, &mut raw.ts),
+            "region" => (1 << 3, &mut raw.region),
+            "channel" => (1 << 4, &mut raw.channel),
+            "ticket_id" => (1 << 5, &mut raw.ticket_id),
+            "customer_id" => (1 << 6, &mut raw.customer_id),
+            "author" => (1 << 7, &mut raw.author),
+            "public" => (1 << 8, &mut raw.public),
+            "agent_id" => (1 << 9, &mut raw.agent_id),
+            "chat_id" => (1 << 10, &mut raw.chat_id),
+            "survey" => (1 << 11, &mut raw.survey),
+            "score" => (1 << 12, &mut raw.score),
+            "checkout_id" => (1 << 13, &mut raw.checkout_id),
+            "order_id" => (1 << 14, &mut raw.order_id),
+            "value" => (1 << 15, &mut raw.value),
+            "subscription_id" => (1 << 16, &mut raw.subscription_id),
+            _ => return None,
+        })
+    }
+
+    /// Parses a flat object, or declines (`None`).
+    pub(super) fn parse(bytes: &[u8]) -> Option<RawEvent<'_>> {
+        let mut p = Cursor { b: bytes, i: 0 };
+        let mut raw = RawEvent::default();
+        let mut seen = 0u32;
+        p.ws();
+        p.eat(b'{')?;
+        p.ws();
+        if p.peek() == Some(b'}') {
+            p.i += 1;
+        } else {
+            loop {
+                p.ws();
+                let key = p.string()?;
+                p.ws();
+                p.eat(b':')?;
+                p.ws();
+                let value = p.value()?;
+                if let Some((bit, field)) = slot(&mut raw, key) {
+                    if seen & bit != 0 {
+                        return None; // serde reports the duplicate
+                    }
+                    seen |= bit;
+                    *field = value;
+                }
+                p.ws();
+                match p.next()? {
+                    b',' => {}
+                    b'}' => break,
+                    _ => return None,
+                }
+            }
+        }
+        p.ws();
+        (p.i == bytes.len()).then_some(raw)
+    }
 }
 
 /// Decodes and validates one event.
@@ -499,6 +661,80 @@ mod tests {
             let e = err(&line);
             assert_eq!(e.field(), Some(field), "{line}: {e}");
             assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
+    /// The fast path answers only what serde answers.
+    fn assert_flat_agrees(line: &[u8]) {
+        if let Some(fast) = flat::parse(line) {
+            let slow = serde_json::from_slice::<RawEvent>(line);
+            assert!(
+                slow.is_ok(),
+                "fast path accepted what serde rejects: {}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(
+                format!("{fast:?}"),
+                format!("{:?}", slow.unwrap()),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn flat_path_agrees_with_serde_on_generated_lines() {
+        let opts = crate::generate::GenerateOptions {
+            rate: 50.0,
+            duration_ms: 20 * 60 * 1000,
+            malformed_fraction: 0.2,
+            ..Default::default()
+        };
+        let mut accepted = 0;
+        for rec in crate::generate::Generator::new(opts) {
+            assert_flat_agrees(rec.payload.as_bytes());
+            accepted += usize::from(flat::parse(rec.payload.as_bytes()).is_some());
+        }
+        assert!(accepted > 10_000, "the fast path takes the common case");
+        for line in [
+            r#"{}"#,
+            r#" {"ts": -0, "value": 1.5e3, "score": 00} "#,
+            r#"{"ts": 12345678901234567890, "value": -1e400}"#,
+            r#"{"ts": 1, "ts": 2}"#,
+            r#"{"x": 1, "x": 2, "value": -12.50}"#,
+            r#"{"a": "é", "region": "ü\u00fc", "channel": "\t"}"#,
+            r#"{"a": [1], "b": {"c": 2}}"#,
+            "{\"a\": 1,}",
+            "{\"a\": 1}\u{c}",
+            "{\"a\":\"\x01\"}",
+            r#"{"a": 1} x"#,
+            r#"{"a": tru}"#,
+            r#"{"a": 1.}"#,
+            r#"{"a": 1.2.3}"#,
+            r#"{"a" 1}"#,
+        ] {
+            assert_flat_agrees(line.as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        /// Random edits of a valid event never make the paths disagree.
+        #[test]
+        fn flat_path_agrees_with_serde_on_edits(
+            edits in proptest::collection::vec((0usize..200, proptest::sample::select(
+                b" \t\r\n\x0c\"\\,:{}[]-+.eE019aflnrstu\x01\xc3\xa9\xff".to_vec()), 0u8..3), 1..4),
+        ) {
+            let mut line = br#"{"event_id": "e-1", "type": "checkout.completed", "ts": 1793577600003, "checkout_id": "co-2", "order_id": "o", "value": 12.5, "public": true, "x": null}"#.to_vec();
+            for (pos, byte, op) in edits {
+                let pos = pos % (line.len() + 1);
+                match op {
+                    0 => line.insert(pos, byte),
+                    1 if pos < line.len() => { line.remove(pos); }
+                    _ if pos < line.len() => line[pos] = byte,
+                    _ => {}
+                }
+            }
+            assert_flat_agrees(&line);
         }
     }
 

@@ -10,6 +10,7 @@ use crate::event::Fp;
 use crate::time::Micros;
 use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Dedup {
@@ -27,14 +28,17 @@ impl Dedup {
 
     /// Returns `true` if `id` is a duplicate; otherwise remembers it.
     pub fn check_and_insert(&mut self, id: Fp, ts: Micros) -> bool {
-        match self.seen.get_mut(&id) {
-            Some(first) if (ts - *first).abs() <= self.horizon => true,
-            Some(first) => {
-                *first = ts;
+        // One probe of the table for both the lookup and the insert.
+        match self.seen.entry(id) {
+            Entry::Occupied(mut first) => {
+                if (ts - *first.get()).abs() <= self.horizon {
+                    return true;
+                }
+                first.insert(ts);
                 false
             }
-            None => {
-                self.seen.insert(id, ts);
+            Entry::Vacant(v) => {
+                v.insert(ts);
                 false
             }
         }

@@ -20,6 +20,7 @@ pub mod churn;
 pub mod dedup;
 pub mod entities;
 pub mod kpi;
+pub mod queue;
 pub mod sketch;
 pub mod watermark;
 pub mod windows;
@@ -34,9 +35,8 @@ use churn::SubscriptionBase;
 use dedup::Dedup;
 use entities::{Applied, CartTimer, Entities, KpiRules};
 use kpi::{Dim, Kpi};
+use queue::TimeQueue;
 use serde::{Deserialize, Serialize};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use watermark::{PartitionId, Watermarks};
 use windows::{Dirty, GroupingSets, Observation, Row, WindowSpec, WindowState};
 
@@ -94,50 +94,6 @@ pub enum Outcome {
     Duplicate,
 }
 
-/// The event-time-ordered buffer: a min-heap of small `(ts, arrival seq,
-/// slot)` keys over a slab of events, so reordering moves 24 bytes, not
-/// whole events.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct EventBuffer {
-    heap: BinaryHeap<Reverse<(Micros, u64, u32)>>,
-    slots: Vec<Option<Event>>,
-    free: Vec<u32>,
-}
-
-impl EventBuffer {
-    fn push(&mut self, seq: u64, event: Event) {
-        let slot = match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = Some(event);
-                i
-            }
-            None => {
-                self.slots.push(Some(event));
-                (self.slots.len() - 1) as u32
-            }
-        };
-        self.heap.push(Reverse((event.ts, seq, slot)));
-    }
-
-    fn next_ts(&self) -> Option<Micros> {
-        self.heap.peek().map(|k| k.0 .0)
-    }
-
-    /// Pops the earliest event if its time is `t`.
-    fn pop_at(&mut self, t: Micros) -> Option<Event> {
-        if self.next_ts()? != t {
-            return None;
-        }
-        let Reverse((_, _, slot)) = self.heap.pop()?;
-        self.free.push(slot);
-        self.slots[slot as usize].take()
-    }
-
-    fn len(&self) -> usize {
-        self.heap.len()
-    }
-}
-
 /// The engine. See the module docs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Engine {
@@ -147,8 +103,10 @@ pub struct Engine {
     /// Processing clock: every time point below it has been processed and
     /// every window ending at or before it has fired.
     clock: Micros,
-    buffer: EventBuffer,
-    timers: BinaryHeap<Reverse<(Micros, u64, Fp)>>,
+    /// Events at or above the watermark, by `(ts, arrival seq)`.
+    buffer: TimeQueue<Event>,
+    /// Pending cart timers, by `(due, creation seq)`.
+    timers: TimeQueue<Fp>,
     seq: u64,
     dedup: Dedup,
     entities: Entities,
@@ -178,8 +136,8 @@ impl Engine {
             interner: Interner::default(),
             watermarks: Watermarks::new(settings.max_out_of_orderness, settings.idle_timeout),
             clock: Micros::MIN,
-            buffer: EventBuffer::default(),
-            timers: BinaryHeap::new(),
+            buffer: TimeQueue::default(),
+            timers: TimeQueue::default(),
             seq: 0,
             dedup: Dedup::new(settings.dedup_horizon),
             entities: Entities::default(),
@@ -319,7 +277,7 @@ impl Engine {
             }
         } else {
             self.seq += 1;
-            self.buffer.push(self.seq, event);
+            self.buffer.push(event.ts, self.seq, event);
             Outcome::Buffered
         };
         self.watermarks.observe(p, event.ts);
@@ -363,7 +321,7 @@ impl Engine {
                 self.entities.cart_timer(due, checkout, &mut obs);
             } else {
                 self.seq += 1;
-                self.timers.push(Reverse((due, self.seq, checkout)));
+                self.timers.push(due, self.seq, checkout);
             }
         }
         let dropped = self.route(&obs);
@@ -445,12 +403,8 @@ impl Engine {
         }
         let mut rows = std::mem::take(&mut self.scratch.rows);
         loop {
-            let next_event = self.buffer.next_ts().filter(|&t| t < watermark);
-            let next_timer = self
-                .timers
-                .peek()
-                .map(|t| t.0 .0)
-                .filter(|&t| t < watermark);
+            let next_event = self.buffer.next_time().filter(|&t| t < watermark);
+            let next_timer = self.timers.next_time().filter(|&t| t < watermark);
             let next_fire = self
                 .windows
                 .iter()
@@ -477,13 +431,9 @@ impl Engine {
             while let Some(event) = self.buffer.pop_at(t) {
                 self.apply(&event);
             }
-            while let Some(&Reverse((due, _, checkout))) = self.timers.peek() {
-                if due != t {
-                    break;
-                }
-                self.timers.pop();
+            while let Some(checkout) = self.timers.pop_at(t) {
                 let mut obs = std::mem::take(&mut self.scratch.obs);
-                self.entities.cart_timer(due, checkout, &mut obs);
+                self.entities.cart_timer(t, checkout, &mut obs);
                 self.route(&obs);
                 obs.clear();
                 self.scratch.obs = obs;
