@@ -167,6 +167,9 @@ pub struct PipelineConfig {
     /// Event time a partition may run ahead of the slowest one before it is
     /// paused; "0s" turns pausing off.
     pub max_partition_skew: String,
+    /// Events whose time is further ahead of the wall clock are rejected
+    /// (dead letter, reason `future_ts`); "0s" accepts any time.
+    pub max_future: String,
 }
 
 /// `[embedded]`: the demo that runs when `kafka.brokers` is empty.
@@ -282,6 +285,8 @@ pub struct PipelineSettings {
     pub shutdown_timeout: Micros,
     /// `None` when off.
     pub max_partition_skew: Option<Micros>,
+    /// `None` when off.
+    pub max_future: Option<Micros>,
 }
 
 /// Validated `[embedded]` settings.
@@ -443,6 +448,7 @@ impl Config {
                 &p.max_partition_skew,
             )?)
             .filter(|d| *d > 0),
+            max_future: Some(duration("pipeline.max_future", &p.max_future)?).filter(|d| *d > 0),
         })
     }
 

@@ -32,6 +32,15 @@ pub enum DecodeError {
     },
     #[error("field `{field}`: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// Live pipeline only (`pipeline.max_future`): an event time too far
+    /// ahead of the wall clock, which would drag its partition's watermark
+    /// into the future and make every later event on it late.
+    #[error("field `ts`: {ts} is more than {limit} ahead of the wall clock ({wall})")]
+    Future {
+        ts: String,
+        limit: String,
+        wall: String,
+    },
 }
 
 impl DecodeError {
@@ -43,6 +52,7 @@ impl DecodeError {
             DecodeError::Missing { field }
             | DecodeError::Mistyped { field, .. }
             | DecodeError::Invalid { field, .. } => Some(field),
+            DecodeError::Future { .. } => Some("ts"),
         }
     }
 
@@ -56,6 +66,7 @@ impl DecodeError {
             DecodeError::Mistyped { .. } => "mistyped_field",
             DecodeError::Invalid { field: "type", .. } => "unknown_type",
             DecodeError::Invalid { .. } => "invalid_value",
+            DecodeError::Future { .. } => "future_ts",
         }
     }
 }

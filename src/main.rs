@@ -34,6 +34,11 @@ enum Command {
         /// Configuration file (TOML), layered over the defaults.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Bounded mode (backfills, tests): once every input partition is
+        /// read to its end and nothing arrived for this long (e.g. "5s"),
+        /// fire every window like `replay`, commit and exit 0.
+        #[arg(long)]
+        drain: Option<String>,
     },
     /// Run the engine over a JSONL file (one partition) and write KPI records.
     Replay {
@@ -124,7 +129,7 @@ impl Cli {
     /// The `--config` of the subcommand, if any.
     fn config_path(&self) -> Option<&std::path::Path> {
         match &self.command {
-            Some(Command::Run { config }) | Some(Command::Replay { config, .. }) => {
+            Some(Command::Run { config, .. }) | Some(Command::Replay { config, .. }) => {
                 config.as_deref()
             }
             Some(Command::Generate(g)) => g.config.as_deref(),
@@ -197,21 +202,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Generate(g)) => generate(g),
-        Some(Command::Run { config }) => run_pipeline(config.as_deref()),
-        None => run_pipeline(None),
+        Some(Command::Run { config, drain }) => run_pipeline(config.as_deref(), drain.as_deref()),
+        None => run_pipeline(None, None),
     }
 }
 
 /// `cxpulse run`: the Kafka pipeline (or the embedded demo) until
 /// SIGINT/SIGTERM; exit 0 after a graceful shutdown.
-fn run_pipeline(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn run_pipeline(config: Option<&std::path::Path>, drain: Option<&str>) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
+    let drain = drain
+        .map(|d| {
+            cxpulse::time::parse_duration(d)
+                .map(|us| std::time::Duration::from_micros(us.max(0) as u64))
+                .map_err(|e| cxpulse::config::ConfigError::Invalid {
+                    key: "--drain".into(),
+                    reason: e.to_string(),
+                })
+        })
+        .transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cxpulse")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(cxpulse::pipeline::run(cfg))
+    runtime.block_on(cxpulse::pipeline::run(cfg, drain))
 }
 
 fn generate(g: GenerateCli) -> anyhow::Result<()> {

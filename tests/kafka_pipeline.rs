@@ -475,9 +475,17 @@ group_id = "dead-letters""#,
     let replay = replay_lines(&cfg, records.iter().map(|r| r.payload.as_bytes())).unwrap();
     let n = records.len();
     produce_all(&cfg, &brokers, records).await;
-    // Bytes that are not UTF-8, and an empty value, on two input topics.
-    let crafted: Vec<(&str, Vec<u8>)> =
-        vec![("bin", vec![0xff, 0xfe, 0x00, 0x81]), ("empty", Vec::new())];
+    // Bytes that are not UTF-8, and an empty value, on two input topics;
+    // and a valid survey dated far ahead of the wall clock
+    // (`pipeline.max_future`), which would otherwise stall its partition.
+    let crafted: Vec<(&str, Vec<u8>)> = vec![
+        ("bin", vec![0xff, 0xfe, 0x00, 0x81]),
+        ("empty", Vec::new()),
+        (
+            "future",
+            br#"{"event_id":"fut-1","type":"survey.submitted","survey":"csat","score":5,"customer_id":"c-fut","ts":"9999-01-01T00:00:00Z"}"#.to_vec(),
+        ),
+    ];
     produce_raw(&brokers, &cfg.kafka.topics.tickets, &crafted[..1]);
     produce_raw(&brokers, &cfg.kafka.topics.surveys, &crafted[1..]);
 
@@ -550,6 +558,9 @@ group_id = "dead-letters""#,
     assert!(dead
         .iter()
         .any(|d| d.headers["reason_code"] == "not_json" && d.value == crafted[0].1));
+    assert!(dead.iter().any(|d| d.headers["reason_code"] == "future_ts"
+        && d.headers["field"] == "ts"
+        && d.value == crafted[2].1));
 }
 
 /// Keeps only entities whose events all lie within `span_ms` of each other

@@ -216,6 +216,12 @@ impl Engine {
         self.entities.counts()
     }
 
+    /// Continues after a restore at wall time `wall` (see
+    /// [`Watermarks::resume`]).
+    pub fn resume(&mut self, wall: Micros) {
+        self.watermarks.resume(wall);
+    }
+
     /// Registers an input partition (see [`Watermarks::assign`]).
     pub fn assign(&mut self, p: PartitionId, wall: Micros) {
         self.watermarks.assign(p, wall);
@@ -244,6 +250,14 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// Counts an input the caller rejected (decode error or pipeline
+    /// policy) from partition `p`: only the `invalid` counter changes, and
+    /// the partition is marked alive.
+    pub fn reject(&mut self, p: PartitionId, wall: Micros) {
+        self.watermarks.activity(p, wall);
+        self.counters.invalid += 1;
     }
 
     /// Decodes without processing (for callers that route invalid input first).

@@ -57,6 +57,18 @@ impl Watermarks {
         });
     }
 
+    /// After a restore: the wall-clock activity of every partition restarts
+    /// at `wall`, so that the time the process was down does not make them
+    /// all idle (which would advance the watermark with wall time before
+    /// their backlog is read).
+    pub fn resume(&mut self, wall: Micros) {
+        for c in self.partitions.values_mut() {
+            c.last_activity = wall;
+            c.idle = false;
+        }
+        self.last_activity = wall;
+    }
+
     /// Forgets a partition (on revocation).
     pub fn revoke(&mut self, p: PartitionId) {
         self.partitions.remove(&p);
@@ -152,5 +164,24 @@ mod tests {
         w.activity(1, 3_100);
         w.observe(1, 400);
         assert_eq!(w.update(), 790 + 1_500);
+    }
+
+    #[test]
+    fn resume_after_restore_does_not_count_downtime_as_idleness() {
+        let mut w = Watermarks::new(10, 1_000);
+        w.activity(0, 0);
+        w.activity(1, 0);
+        w.observe(0, 500);
+        w.observe(1, 300);
+        assert_eq!(w.update(), 290);
+        // The process was down for a long time (wall 0 -> 100_000). Without
+        // `resume`, both partitions would look idle and the watermark would
+        // jump with wall time before their backlog is read.
+        let mut restored = w.clone();
+        restored.resume(100_000);
+        assert_eq!(restored.tick(100_500), 290);
+        // Still released once they really go quiet after the restart.
+        assert_eq!(restored.tick(101_500), 490 + 1_500);
+        assert!(w.tick(100_500) > 290, "the unresumed clocks count downtime");
     }
 }

@@ -231,7 +231,7 @@ pub async fn run_demo(mut cfg: Config) -> anyhow::Result<()> {
     };
     let metrics = Arc::new(super::new_metrics(&cfg)?);
     let http = super::start_http(&cfg, metrics.clone()).await?;
-    let result = super::run_restarting(&cfg, &brokers, metrics).await;
+    let result = super::run_restarting(&cfg, &brokers, metrics, None).await;
     http.stop().await;
     stop_feed.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || feeder.join()).await;

@@ -398,6 +398,7 @@ pub async fn spawn_with(
         seq: 0,
         records: Vec::new(),
         max_skew: pipeline.max_partition_skew,
+        max_future: pipeline.max_future,
         partitions: Default::default(),
         paused: Default::default(),
         since_align: 0,
@@ -442,7 +443,7 @@ pub async fn shutdown_signal() {
 
 /// `cxpulse run`: the pipeline against `kafka.brokers`, or the embedded demo
 /// when it is empty; until SIGINT/SIGTERM (or a fatal error).
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+pub async fn run(cfg: Config, drain: Option<Duration>) -> anyhow::Result<()> {
     if cfg.embedded() {
         return embedded::run_demo(cfg).await;
     }
@@ -457,7 +458,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let metrics = Arc::new(new_metrics(&cfg)?);
     let http = start_http(&cfg, metrics.clone()).await?;
-    let r = run_restarting(&cfg, &brokers, metrics).await;
+    let r = run_restarting(&cfg, &brokers, metrics, drain).await;
     http.stop().await;
     r
 }
@@ -470,12 +471,13 @@ pub async fn run_restarting(
     cfg: &Config,
     brokers: &str,
     metrics: Arc<Metrics>,
+    drain: Option<Duration>,
 ) -> anyhow::Result<()> {
     let mut restarts = 0;
     loop {
         let handle = spawn_with(cfg, brokers, metrics.clone()).await?;
         let started = std::time::Instant::now();
-        match run_until_signal(handle).await {
+        match run_until_signal(handle, drain).await {
             Err(e)
                 if restarts < 10
                     && matches!(
@@ -536,11 +538,20 @@ impl HttpServer {
 
 /// Runs until a signal (then stops gracefully) or until the pipeline ends
 /// on its own (an error).
-pub async fn run_until_signal(handle: PipelineHandle) -> anyhow::Result<()> {
+///
+/// `drain`: bounded mode (`cxpulse run --drain`): once partitions are
+/// assigned, every one is read to its end (consumer lag 0) and nothing new
+/// arrived for this long, the pipeline ends like a replay: end-of-input
+/// flush (every window fires), final checkpoint and commit, exit 0.
+pub async fn run_until_signal(
+    handle: PipelineHandle,
+    drain: Option<Duration>,
+) -> anyhow::Result<()> {
     let stats = handle.stats().clone();
     let mut watch_task = tokio::time::interval(Duration::from_millis(200));
     let signal = shutdown_signal();
     tokio::pin!(signal);
+    let (mut seen, mut quiet_since) = (u64::MAX, std::time::Instant::now());
     loop {
         tokio::select! {
             _ = &mut signal => {
@@ -550,6 +561,18 @@ pub async fn run_until_signal(handle: PipelineHandle) -> anyhow::Result<()> {
             }
             _ = watch_task.tick() => {
                 if handle.is_finished() {
+                    break;
+                }
+                let consumed = stats.consumed.load(Ordering::Relaxed);
+                if consumed != seen {
+                    (seen, quiet_since) = (consumed, std::time::Instant::now());
+                }
+                let drained = drain.is_some_and(|d| quiet_since.elapsed() >= d)
+                    && stats.assigned_partitions.load(Ordering::Relaxed) > 0
+                    && stats.consumer_lag.load(Ordering::Relaxed) == 0;
+                if drained {
+                    tracing::info!("input drained: end-of-input flush, then exit");
+                    handle.finish();
                     break;
                 }
             }

@@ -18,10 +18,11 @@ use super::kafka_sink::{DeadLetterMessage, SinkMessage, TxnCommit, TxnError};
 use super::kafka_source::{Source, SourceEvent};
 use super::summary::Summary;
 use super::{Stats, StopMode};
+use crate::decode::DecodeError;
 use crate::engine::kpi::Kpi;
 use crate::engine::{Counters, Engine, Outcome};
 use crate::record::KpiRecord;
-use crate::time::{format_rfc3339, wall_clock_now, Micros};
+use crate::time::{duration_name, format_rfc3339, wall_clock_now, Micros};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet};
@@ -51,6 +52,9 @@ pub struct Processor {
     pub records: Vec<KpiRecord>,
     /// `pipeline.max_partition_skew` (see [`Processor::align`]).
     pub max_skew: Option<Micros>,
+    /// `pipeline.max_future`: events further ahead of the wall clock are
+    /// rejected (`future_ts`).
+    pub max_future: Option<Micros>,
     /// Assigned partitions: engine id → (topic, partition).
     pub partitions: HashMap<PartitionId, (Arc<str>, i32)>,
     /// Partitions paused by [`Processor::align`].
@@ -263,7 +267,18 @@ impl Processor {
                 if self.since_align >= 512 {
                     self.align();
                 }
-                match self.engine.decode(&m.payload) {
+                let decoded = self
+                    .engine
+                    .decode(&m.payload)
+                    .and_then(|ev| match self.max_future {
+                        Some(max) if ev.ts > wall.saturating_add(max) => Err(DecodeError::Future {
+                            ts: format_rfc3339(ev.ts),
+                            limit: duration_name(max),
+                            wall: format_rfc3339(wall),
+                        }),
+                        _ => Ok(ev),
+                    });
+                match decoded {
                     Ok(ev) => {
                         let outcome = self.engine.process(m.pid, ev, wall, &mut self.records);
                         self.tracker.track_event(m.pid, m.offset, &ev);
@@ -303,11 +318,8 @@ impl Processor {
                         }
                     }
                     Err(err) => {
-                        // Count it and mark the partition alive the engine's
-                        // way (ingest decodes again and fails the same way).
-                        let _ = self
-                            .engine
-                            .ingest(m.pid, &m.payload, wall, &mut self.records);
+                        // Count it and mark the partition alive.
+                        self.engine.reject(m.pid, wall);
                         self.tracker.track_other(m.pid, m.offset);
                         metrics.observe_invalid(&topic, err.kind());
                         let letter = DeadLetterMessage {
@@ -560,6 +572,7 @@ impl Processor {
         match Engine::restore(&c.engine, &settings) {
             Ok(mut engine) => {
                 engine.tap_samples(true);
+                engine.resume(wall_clock_now());
                 self.engine = engine;
                 // Metrics count from this process's start: what the
                 // restored counters already hold is not counted again.
