@@ -4,7 +4,9 @@
 //! topics. Its task copies each message into an owned [`SourceEvent`] and
 //! sends it down a bounded channel to the engine task; when the engine falls
 //! behind, `send` waits and the consumer stops polling (backpressure: the
-//! messages stay in Kafka, not in memory).
+//! messages stay in Kafka, not in memory). Messages that are already
+//! waiting in librdkafka's queue go in one batch ([`MAX_BATCH`]), which
+//! saves a task wake-up per message.
 //!
 //! Rebalances are reported by librdkafka through [`SourceContext`] callbacks
 //! while the consumer is polled; the task forwards them on the same channel,
@@ -24,14 +26,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 
+/// Most messages handed to the engine stage at once.
+pub const MAX_BATCH: usize = 512;
+
 /// The consumer type of the pipeline.
 pub type Source = StreamConsumer<SourceContext>;
 
 /// What the consumer stage tells the engine stage.
 #[derive(Debug)]
 pub enum SourceEvent {
-    /// One input message (owned copy).
-    Message(InputMessage),
+    /// Input messages (owned copies) in consumption order: what the consumer
+    /// had ready, up to [`MAX_BATCH`], so that the engine task is woken
+    /// once per batch instead of once per message.
+    Messages(Vec<InputMessage>),
     /// Partitions assigned to this member, with their committed metadata.
     Assigned(Vec<AssignedPartition>),
     /// Partitions taken away.
@@ -209,6 +216,20 @@ impl ConsumerContext for SourceContext {
     }
 }
 
+/// An owned copy of a consumed message; `None` for a topic not subscribed.
+fn copy(ctx: &SourceContext, m: &impl Message) -> Option<InputMessage> {
+    let t = ctx.topic_index(m.topic())?;
+    Some(InputMessage {
+        pid: partition_id(t, m.partition()),
+        topic: t,
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        received: std::time::Instant::now(),
+    })
+}
+
 /// The consumer task: poll, copy, forward; stops when `stop` is set (or the
 /// engine stage is gone). Dropping `tx` tells the engine stage input ended.
 pub async fn run(
@@ -230,18 +251,7 @@ pub async fn run(
             _ = stop.changed() => break,
             // A rebalance happened while no message was returned.
             _ = ctx.notify.notified() => None,
-            m = consumer.recv() => Some(m.map(|m| {
-                let topic = ctx.topic_index(m.topic());
-                topic.map(|t| InputMessage {
-                    pid: partition_id(t, m.partition()),
-                    topic: t,
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                    received: std::time::Instant::now(),
-                })
-            })),
+            m = consumer.recv() => Some(m.map(|m| copy(&ctx, &m))),
         };
         // Rebalance events first: they happened before the message returned.
         for event in ctx.take() {
@@ -252,8 +262,41 @@ pub async fn run(
         match received {
             None => {}
             Some(Ok(Some(msg))) => {
-                stats.consumed.fetch_add(1, Ordering::Relaxed);
-                if tx.send(SourceEvent::Message(msg)).await.is_err() {
+                let mut batch = Vec::with_capacity(16);
+                batch.push(msg);
+                // Take what is ready now, without waiting.
+                while batch.len() < MAX_BATCH {
+                    let Ok(Ok(m)) = tokio::time::timeout(Duration::ZERO, consumer.recv()).await
+                    else {
+                        break; // nothing ready (or an error: the next poll sees it)
+                    };
+                    let next = copy(&ctx, &m);
+                    drop(m);
+                    // A rebalance during that poll comes before its message.
+                    let events = ctx.take();
+                    if !events.is_empty() {
+                        stats
+                            .consumed
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        let done = std::mem::take(&mut batch);
+                        if tx.send(SourceEvent::Messages(done)).await.is_err() {
+                            return;
+                        }
+                        for event in events {
+                            if tx.send(event).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    batch.extend(next);
+                }
+                if batch.is_empty() {
+                    continue;
+                }
+                stats
+                    .consumed
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                if tx.send(SourceEvent::Messages(batch)).await.is_err() {
                     return;
                 }
             }

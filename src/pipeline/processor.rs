@@ -15,7 +15,7 @@
 use super::checkpoints::{self, Checkpointer, Stored};
 use super::commit::{CommitPlan, CommitTracker, Horizon, PartitionId};
 use super::kafka_sink::{DeadLetterMessage, SinkMessage, TxnCommit, TxnError};
-use super::kafka_source::{Source, SourceEvent};
+use super::kafka_source::{InputMessage, Source, SourceEvent};
 use super::summary::Summary;
 use super::{Stats, StopMode};
 use crate::decode::DecodeError;
@@ -245,97 +245,105 @@ impl Processor {
         Ok(())
     }
 
+    /// One input message: decode, policy checks, engine, dead letters.
+    async fn handle_message(&mut self, m: InputMessage) -> Result<(), SinkClosed> {
+        let wall = wall_clock_now();
+        let topic = self.input_topics[m.topic].clone();
+        let metrics = self.stats.metrics.clone();
+        metrics.messages_consumed.with_label_values(&[&topic]).inc();
+        if self
+            .tracker
+            .next_offset(m.pid)
+            .is_some_and(|next| m.offset < next)
+        {
+            // Re-delivered after a rebalance gave the partition back:
+            // the engine already has it (see commit.rs).
+            self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.stats.processed.fetch_add(1, Ordering::Relaxed);
+        self.since_align += 1;
+        if self.since_align >= 512 {
+            self.align();
+        }
+        let decoded = self
+            .engine
+            .decode(&m.payload)
+            .and_then(|ev| match self.max_future {
+                Some(max) if ev.ts > wall.saturating_add(max) => Err(DecodeError::Future {
+                    ts: format_rfc3339(ev.ts),
+                    limit: duration_name(max),
+                    wall: format_rfc3339(wall),
+                }),
+                _ => Ok(ev),
+            });
+        match decoded {
+            Ok(ev) => {
+                let outcome = self.engine.process(m.pid, ev, wall, &mut self.records);
+                self.tracker.track_event(m.pid, m.offset, &ev);
+                if outcome != Outcome::Duplicate {
+                    metrics.observe_event(&topic, &ev);
+                }
+                self.engine.take_samples(&mut self.samples);
+                if !self.samples.is_empty() {
+                    metrics.observe_samples(&self.samples);
+                    self.samples.clear();
+                }
+                let emitted = !self.records.is_empty();
+                self.send_records().await?;
+                if emitted {
+                    metrics
+                        .processing_latency
+                        .observe(m.received.elapsed().as_secs_f64());
+                }
+                if outcome == Outcome::LateDropped && self.late_to_dead_letter {
+                    let watermark = self.engine.watermark();
+                    let letter = DeadLetterMessage {
+                        reason: format!(
+                            "late: event time {} is beyond allowed_lateness for at least one window (watermark {})",
+                            format_rfc3339(ev.ts),
+                            fmt_time(watermark)
+                        ),
+                        key: m.key,
+                        payload: m.payload,
+                        kind: "late",
+                        reason_code: "late",
+                        field: Some("ts".into()),
+                        source_topic: self.input_topics[m.topic].clone(),
+                        source_partition: m.partition,
+                        source_offset: m.offset,
+                    };
+                    self.send_dead_letter(letter).await?;
+                }
+            }
+            Err(err) => {
+                // Count it and mark the partition alive.
+                self.engine.reject(m.pid, wall);
+                self.tracker.track_other(m.pid, m.offset);
+                metrics.observe_invalid(&topic, err.kind());
+                let letter = DeadLetterMessage {
+                    reason: err.to_string(),
+                    reason_code: err.kind(),
+                    field: err.field().map(str::to_string),
+                    key: m.key,
+                    payload: m.payload,
+                    kind: "invalid",
+                    source_topic: self.input_topics[m.topic].clone(),
+                    source_partition: m.partition,
+                    source_offset: m.offset,
+                };
+                self.send_dead_letter(letter).await?;
+                self.send_records().await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn handle(&mut self, event: SourceEvent) -> Result<(), SinkClosed> {
         match event {
-            SourceEvent::Message(m) => {
-                let wall = wall_clock_now();
-                let topic = self.input_topics[m.topic].clone();
-                let metrics = self.stats.metrics.clone();
-                metrics.messages_consumed.with_label_values(&[&topic]).inc();
-                if self
-                    .tracker
-                    .next_offset(m.pid)
-                    .is_some_and(|next| m.offset < next)
-                {
-                    // Re-delivered after a rebalance gave the partition back:
-                    // the engine already has it (see commit.rs).
-                    self.stats.skipped.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                self.stats.processed.fetch_add(1, Ordering::Relaxed);
-                self.since_align += 1;
-                if self.since_align >= 512 {
-                    self.align();
-                }
-                let decoded = self
-                    .engine
-                    .decode(&m.payload)
-                    .and_then(|ev| match self.max_future {
-                        Some(max) if ev.ts > wall.saturating_add(max) => Err(DecodeError::Future {
-                            ts: format_rfc3339(ev.ts),
-                            limit: duration_name(max),
-                            wall: format_rfc3339(wall),
-                        }),
-                        _ => Ok(ev),
-                    });
-                match decoded {
-                    Ok(ev) => {
-                        let outcome = self.engine.process(m.pid, ev, wall, &mut self.records);
-                        self.tracker.track_event(m.pid, m.offset, &ev);
-                        if outcome != Outcome::Duplicate {
-                            metrics.observe_event(&topic, &ev);
-                        }
-                        self.engine.take_samples(&mut self.samples);
-                        if !self.samples.is_empty() {
-                            metrics.observe_samples(&self.samples);
-                            self.samples.clear();
-                        }
-                        let emitted = !self.records.is_empty();
-                        self.send_records().await?;
-                        if emitted {
-                            metrics
-                                .processing_latency
-                                .observe(m.received.elapsed().as_secs_f64());
-                        }
-                        if outcome == Outcome::LateDropped && self.late_to_dead_letter {
-                            let watermark = self.engine.watermark();
-                            let letter = DeadLetterMessage {
-                                reason: format!(
-                                    "late: event time {} is beyond allowed_lateness for at least one window (watermark {})",
-                                    format_rfc3339(ev.ts),
-                                    fmt_time(watermark)
-                                ),
-                                key: m.key,
-                                payload: m.payload,
-                                kind: "late",
-                                reason_code: "late",
-                                field: Some("ts".into()),
-                                source_topic: self.input_topics[m.topic].clone(),
-                                source_partition: m.partition,
-                                source_offset: m.offset,
-                            };
-                            self.send_dead_letter(letter).await?;
-                        }
-                    }
-                    Err(err) => {
-                        // Count it and mark the partition alive.
-                        self.engine.reject(m.pid, wall);
-                        self.tracker.track_other(m.pid, m.offset);
-                        metrics.observe_invalid(&topic, err.kind());
-                        let letter = DeadLetterMessage {
-                            reason: err.to_string(),
-                            reason_code: err.kind(),
-                            field: err.field().map(str::to_string),
-                            key: m.key,
-                            payload: m.payload,
-                            kind: "invalid",
-                            source_topic: self.input_topics[m.topic].clone(),
-                            source_partition: m.partition,
-                            source_offset: m.offset,
-                        };
-                        self.send_dead_letter(letter).await?;
-                        self.send_records().await?;
-                    }
+            SourceEvent::Messages(batch) => {
+                for m in batch {
+                    self.handle_message(m).await?;
                 }
             }
             SourceEvent::Assigned(parts) => {
