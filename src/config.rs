@@ -600,6 +600,9 @@ impl Config {
             if size <= 0 || step <= 0 {
                 return Err(invalid(key, "size and step must be above zero"));
             }
+            if size > crate::time::MAX_WINDOW {
+                return Err(invalid(key, "size must be at most 365d"));
+            }
             if size % MICROS_PER_SEC != 0 || step % MICROS_PER_SEC != 0 {
                 return Err(invalid(key, "size and step must be whole seconds"));
             }

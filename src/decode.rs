@@ -13,6 +13,13 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt;
 
+/// Largest accepted `checkout.completed` value. The contract only asks for a
+/// number ≥ 0; without a bound, a few values near `f64::MAX` would overflow
+/// revenue sums to infinity (not representable in JSON). 10^15 is far above
+/// any real order in any currency, and no realistic number of such orders
+/// sums to anything near `f64::MAX`.
+pub const MAX_ORDER_VALUE: f64 = 1e15;
+
 /// Why an input was rejected. The reason names the field where there is one.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
@@ -395,6 +402,15 @@ fn mistyped(field: &'static str, expected: &'static str, got: &Field) -> DecodeE
     }
 }
 
+/// At most 64 characters of an offending value, for error reasons (a huge
+/// value must not make a huge dead-letter reason).
+fn clip(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &s[..end]).into(),
+        None => s.into(),
+    }
+}
+
 /// A required string field (`null` counts as missing).
 fn req_str<'f>(field: &'static str, f: &'f Field) -> Result<&'f str, DecodeError> {
     match f {
@@ -429,7 +445,7 @@ fn parse_ts(f: &Field) -> Result<Micros, DecodeError> {
     match f {
         Field::Str(s) => parse_rfc3339(s).ok_or_else(|| DecodeError::Invalid {
             field: FIELD,
-            reason: format!("{s:?} is not an RFC 3339 timestamp with offset"),
+            reason: format!("{:?} is not an RFC 3339 timestamp with offset", clip(s)),
         }),
         Field::Int(ms) => from_epoch_millis(*ms).ok_or_else(|| DecodeError::Invalid {
             field: FIELD,
@@ -459,14 +475,16 @@ pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, Decode
     }
     let kind = req_str("type", &raw.kind)?;
     let ts = parse_ts(&raw.ts)?;
-    let region = opt_sym("region", &raw.region, interner)?;
-    let mut channel = opt_sym("channel", &raw.channel, interner)?;
+    // Dimensions are interned only once the whole event is valid: invalid
+    // input must not grow the interner (it is engine state).
+    let region = opt_str("region", &raw.region)?;
+    let mut channel = opt_str("channel", &raw.channel)?;
 
     let body = match kind {
         "ticket.opened" => {
             let ticket = req_id("ticket_id", &raw.ticket_id)?;
             req_str("customer_id", &raw.customer_id)?;
-            channel = interner.intern(req_str("channel", &raw.channel)?);
+            channel = Some(req_str("channel", &raw.channel)?);
             Body::TicketOpened { ticket }
         }
         "ticket.replied" => {
@@ -478,7 +496,7 @@ pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, Decode
                 other => {
                     return Err(DecodeError::Invalid {
                         field: "author",
-                        reason: format!("{other:?} is not one of agent, customer, bot"),
+                        reason: format!("{:?} is not one of agent, customer, bot", clip(other)),
                     })
                 }
             };
@@ -526,7 +544,7 @@ pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, Decode
                 other => {
                     return Err(DecodeError::Invalid {
                         field: "survey",
-                        reason: format!("{other:?} is not one of csat, nps, ces"),
+                        reason: format!("{:?} is not one of csat, nps, ces", clip(other)),
                     })
                 }
             };
@@ -565,10 +583,22 @@ pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, Decode
                 Field::Absent | Field::Null => return Err(DecodeError::Missing { field: "value" }),
                 other => return Err(mistyped("value", "a number", other)),
             };
-            if !(value >= 0.0 && value.is_finite()) {
+            if value.is_nan() {
+                return Err(DecodeError::Invalid {
+                    field: "value",
+                    reason: "is not a number".into(),
+                });
+            }
+            if value < 0.0 {
                 return Err(DecodeError::Invalid {
                     field: "value",
                     reason: format!("{value} is negative"),
+                });
+            }
+            if value > MAX_ORDER_VALUE {
+                return Err(DecodeError::Invalid {
+                    field: "value",
+                    reason: format!("{value} is above the maximum order value {MAX_ORDER_VALUE:e}"),
                 });
             }
             Body::CheckoutCompleted { checkout, value }
@@ -587,15 +617,16 @@ pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, Decode
         other => {
             return Err(DecodeError::Invalid {
                 field: "type",
-                reason: format!("unknown event type {other:?}"),
+                reason: format!("unknown event type {:?}", clip(other)),
             })
         }
     };
+    let mut intern = |s: Option<&str>| s.map_or(Sym::UNKNOWN, |v| interner.intern(v));
     Ok(Event {
         id: fingerprint(event_id),
         ts,
-        region,
-        channel,
+        region: intern(region),
+        channel: intern(channel),
         body,
     })
 }

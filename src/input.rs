@@ -5,6 +5,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Reads newline-delimited records without allocating per line.
 pub struct JsonLines {
     reader: Box<dyn BufRead + Send>,
@@ -44,10 +46,35 @@ impl JsonLines {
             while end > 0 && matches!(self.buf[end - 1], b'\n' | b'\r') {
                 end -= 1;
             }
-            if self.buf[..end].iter().all(u8::is_ascii_whitespace) {
+            // A UTF-8 byte order mark opening the file is not part of the
+            // first record.
+            let start = if self.line_no == 1 && self.buf.starts_with(UTF8_BOM) {
+                UTF8_BOM.len().min(end)
+            } else {
+                0
+            };
+            if self.buf[start..end].iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            return Ok(Some((self.line_no, &self.buf[..end])));
+            return Ok(Some((self.line_no, &self.buf[start..end])));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_a_leading_bom_and_blank_lines() {
+        let data = b"\xEF\xBB\xBF{\"a\":1}\r\n\n  \n\xEF\xBB\xBF{\"b\":2}\n".to_vec();
+        let mut lines = JsonLines::new(std::io::Cursor::new(data));
+        assert_eq!(lines.next_line().unwrap(), Some((1, &b"{\"a\":1}"[..])));
+        // Only the file's first bytes are a BOM; later ones are data.
+        assert_eq!(
+            lines.next_line().unwrap(),
+            Some((4, &b"\xEF\xBB\xBF{\"b\":2}"[..]))
+        );
+        assert_eq!(lines.next_line().unwrap(), None);
     }
 }

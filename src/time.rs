@@ -19,8 +19,12 @@ pub const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
 
 /// Earliest accepted event time: 0001-01-01T00:00:00Z (RFC 3339's range).
 pub const MIN_TS: Micros = -62_135_596_800 * MICROS_PER_SEC;
-/// Latest accepted event time: 9999-12-31T23:59:59.999999Z.
-pub const MAX_TS: Micros = 253_402_300_799 * MICROS_PER_SEC + 999_999;
+/// Latest accepted event time: 9998-12-31T23:59:59.999999Z. One year short
+/// of RFC 3339's end, so that every window holding an accepted event (at
+/// most [`MAX_WINDOW`] long) still ends at a time RFC 3339 can write.
+pub const MAX_TS: Micros = 253_370_764_799 * MICROS_PER_SEC + 999_999;
+/// Longest window size the config accepts.
+pub const MAX_WINDOW: Micros = 365 * MICROS_PER_DAY;
 
 /// Parses an RFC 3339 timestamp that carries an offset (`Z`, `+02:00`, …).
 /// Fractions below a microsecond are truncated.
