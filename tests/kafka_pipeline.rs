@@ -483,7 +483,7 @@ group_id = "dead-letters""#,
         ("empty", Vec::new()),
         (
             "future",
-            br#"{"event_id":"fut-1","type":"survey.submitted","survey":"csat","score":5,"customer_id":"c-fut","ts":"9999-01-01T00:00:00Z"}"#.to_vec(),
+            br#"{"event_id":"fut-1","type":"survey.submitted","survey":"csat","score":5,"customer_id":"c-fut","ts":"9000-01-01T00:00:00Z"}"#.to_vec(),
         ),
     ];
     produce_raw(&brokers, &cfg.kafka.topics.tickets, &crafted[..1]);
@@ -1030,8 +1030,12 @@ async fn run_to_end(cfg: &Config, brokers: &str, total: i64) -> Arc<pipeline::St
         &format!("{remaining} messages consumed"),
         Duration::from_secs(120),
         || {
-            stats.processed.load(Ordering::Relaxed) + stats.skipped.load(Ordering::Relaxed)
-                >= remaining
+            // Assigned first: the checkpoint is restored on assignment, and
+            // with nothing left to read (remaining 0) the end-of-input flush
+            // must still see the restored state.
+            stats.assignments.load(Ordering::Relaxed) >= 1
+                && stats.processed.load(Ordering::Relaxed) + stats.skipped.load(Ordering::Relaxed)
+                    >= remaining
         },
     )
     .await;
@@ -1338,4 +1342,117 @@ async fn exactly_once_aborted_transaction_is_redone() {
     )
     .await;
     check_against_replay(&reads, &expected, true);
+}
+
+/// Exactly-once under broker trouble: transaction coordinator errors on
+/// AddOffsetsToTxn and EndTxn, produce errors, then the broker unreachable
+/// for 30 s, with input still arriving afterwards. Retriable errors are
+/// retried inside the transaction; a transaction that cannot commit is
+/// aborted and redone from the last committed checkpoint (what `cxpulse run`
+/// does in-process). Every row ends equal to the replay, and when no
+/// transaction had to be aborted, no row was published twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_survives_coordinator_errors_and_a_30s_broker_outage() {
+    let cfg = exactly_once("eos-trouble");
+    let cluster = cluster(&cfg);
+    let brokers = cluster.bootstrap_servers().to_string();
+    let records = generate(in_order_traffic(10.0, 40, 53));
+    let n = records.len() as u64;
+    let expected = replay_final(&cfg, &records);
+    let (first, rest) = records.split_at(records.len() / 2);
+    let (second, third) = rest.split_at(rest.len() / 2);
+    let n_first = first.len() as u64;
+    let (second, third) = (second.to_vec(), third.to_vec());
+    produce_all(&cfg, &brokers, first.to_vec()).await;
+
+    let h = pipeline::spawn(&cfg, &brokers).await.unwrap();
+    wait_processed(&h, n_first).await;
+    let s1 = h.stats().clone();
+    let commits_before = s1.commits.load(Ordering::Relaxed);
+    for (api, errors) in [
+        (
+            RDKafkaApiKey::AddOffsetsToTxn,
+            vec![
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+            ],
+        ),
+        (
+            RDKafkaApiKey::EndTxn,
+            vec![
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+            ],
+        ),
+        (
+            RDKafkaApiKey::Produce,
+            vec![
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            ],
+        ),
+    ] {
+        cluster.request_errors(api, &errors).unwrap();
+    }
+    // More input: transactions go on through the injected errors.
+    let n_second = n_first + second.len() as u64;
+    produce_all(&cfg, &brokers, second).await;
+    wait_until(
+        "input processed and committed through coordinator errors",
+        Duration::from_secs(60),
+        || {
+            s1.processed.load(Ordering::Relaxed) >= n_second
+                && s1.commits.load(Ordering::Relaxed) >= commits_before + 2
+        },
+    )
+    .await;
+    cluster.broker_down(1).unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    cluster.broker_up(1).unwrap();
+    produce_all(&cfg, &brokers, third).await;
+
+    // The first run either rides the outage out or stops with an aborted
+    // transaction; then a restart from the committed checkpoint goes on.
+    let progress = s1.clone();
+    let done = move || progress.processed.load(Ordering::Relaxed) >= n;
+    let stats_runs: Vec<Arc<pipeline::Stats>>;
+    let mut aborted = false;
+    tokio::select! {
+        _ = wait_until("all input processed", Duration::from_secs(120), done) => {
+            h.finish();
+            h.join().await.unwrap();
+            stats_runs = vec![s1];
+        }
+        _ = async { while !h.is_finished() { tokio::time::sleep(Duration::from_millis(100)).await } } => {
+            let err = h.join().await.expect_err("stopped on its own");
+            assert!(
+                matches!(
+                    err.downcast_ref::<cxpulse::pipeline::kafka_sink::TxnError>(),
+                    Some(cxpulse::pipeline::kafka_sink::TxnError::Aborted(_))
+                ),
+                "{err:#}"
+            );
+            aborted = true;
+            let total: i64 = high_watermarks(&cfg, &brokers).values().sum();
+            let s2 = run_to_end(&cfg, &brokers, total).await;
+            stats_runs = vec![s1, s2];
+        }
+    }
+    let sent = records_sent(&stats_runs.iter().map(|s| &**s).collect::<Vec<_>>());
+    let reads = read_topic(
+        &brokers,
+        &cfg.kafka.topics.kpis,
+        sent,
+        Duration::from_secs(30),
+    )
+    .await;
+    check_against_replay(&reads, &expected, true);
+    eprintln!(
+        "eos outage: aborted and redone: {aborted}; {} records read, {} repeated",
+        reads.len(),
+        repeated_rows(&reads)
+    );
+    if !aborted {
+        assert_eq!(repeated_rows(&reads), 0, "no row published twice");
+    }
 }

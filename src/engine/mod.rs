@@ -294,8 +294,11 @@ impl Engine {
             self.buffer.push(event.ts, self.seq, event);
             Outcome::Buffered
         };
-        self.watermarks.observe(p, event.ts);
-        let w = self.watermarks.update();
+        let w = if self.watermarks.observe(p, event.ts) {
+            self.watermarks.update()
+        } else {
+            self.watermarks.current()
+        };
         self.advance(w, out);
         outcome
     }

@@ -84,10 +84,20 @@ impl Watermarks {
         self.last_activity = self.last_activity.max(wall);
     }
 
-    /// Records an accepted event's time on `p`.
-    pub fn observe(&mut self, p: PartitionId, ts: Micros) {
-        if let Some(c) = self.partitions.get_mut(&p) {
-            c.max_ts = Some(c.max_ts.map_or(ts, |m| m.max(ts)));
+    /// Records an accepted event's time on `p` (after [`Self::activity`]).
+    /// Returns whether the pipeline watermark may have moved, i.e. whether
+    /// [`Self::update`] is needed: not when `p`'s own watermark was already
+    /// above the pipeline's, because then another active partition holds it
+    /// (the pipeline watermark is at least the minimum over active ones).
+    pub fn observe(&mut self, p: PartitionId, ts: Micros) -> bool {
+        let ooo = self.max_out_of_orderness;
+        match self.partitions.get_mut(&p) {
+            Some(c) => {
+                let before = c.max_ts.map_or(Micros::MIN, |m| m.saturating_sub(ooo));
+                c.max_ts = Some(c.max_ts.map_or(ts, |m| m.max(ts)));
+                before <= self.current
+            }
+            None => true,
         }
     }
 

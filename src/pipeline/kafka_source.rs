@@ -88,6 +88,20 @@ impl SourceContext {
         }
     }
 
+    /// Records whether any broker is reachable (see `Stats::input_reachable`).
+    fn set_reachable(&self, up: bool) {
+        let was = self.stats.input_reachable.swap(up, Ordering::Relaxed);
+        if was != up {
+            if up {
+                tracing::info!("brokers reachable again: idleness is measured again");
+            } else {
+                tracing::warn!(
+                    "all brokers down: partitions are not treated as idle until a broker is back"
+                );
+            }
+        }
+    }
+
     fn topic_index(&self, topic: &str) -> Option<usize> {
         self.topics.iter().position(|t| t == topic)
     }
@@ -134,9 +148,19 @@ impl ClientContext for SourceContext {
         self.stats
             .consumer_lag
             .store(if known { lag } else { -1 }, Ordering::Relaxed);
+        if statistics
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP")
+        {
+            self.set_reachable(true);
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+            self.set_reachable(false);
+        }
         // Broker trouble is reported here (and retried by librdkafka); the
         // same error repeats while it lasts: log it once per 10 s.
         let text = error.to_string();
@@ -262,6 +286,7 @@ pub async fn run(
         match received {
             None => {}
             Some(Ok(Some(msg))) => {
+                ctx.set_reachable(true);
                 let mut batch = Vec::with_capacity(16);
                 batch.push(msg);
                 // Take what is ready now, without waiting.

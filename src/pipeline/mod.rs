@@ -103,6 +103,11 @@ pub struct Stats {
     /// Consumer lag over the input partitions (librdkafka statistics), −1
     /// until known.
     pub consumer_lag: AtomicI64,
+    /// False while the consumer cannot reach any broker (librdkafka reported
+    /// all brokers down and neither a message nor statistics showing a
+    /// broker up came since). Idleness is not measured meanwhile: an outage
+    /// is not a quiet stream (see `Processor::tick`).
+    pub input_reachable: std::sync::atomic::AtomicBool,
     /// The Prometheus metrics every stage updates (served by [`crate::http`]).
     pub metrics: Arc<Metrics>,
 }
@@ -137,6 +142,7 @@ impl Stats {
             skipped: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
             consumer_lag: AtomicI64::new(-1),
+            input_reachable: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -411,6 +417,7 @@ pub async fn spawn_with(
             _ => unreachable!("validated: exactly-once needs the Kafka store"),
         }),
         failure: None,
+        input_down: false,
     };
     // The stop watch is also triggered when a later stage fails: the engine
     // task notices its closed channel and shuts down on its own.

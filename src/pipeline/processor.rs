@@ -73,6 +73,8 @@ pub struct Processor {
     pub exactly_once: Option<String>,
     /// Why the pipeline failed on its own (a transaction that did not commit).
     pub failure: Option<TxnError>,
+    /// No broker was reachable at the last tick (see [`Processor::tick`]).
+    pub input_down: bool,
 }
 
 /// Why sending to the producer stage stopped.
@@ -405,9 +407,22 @@ impl Processor {
         Ok(())
     }
 
+    /// Periodic: partition idleness at wall time, so windows close on a
+    /// quiet stream. Not while no broker is reachable: an outage is not a
+    /// quiet stream, and treating it as one would fire windows before the
+    /// data behind the outage is read. When brokers are back, the partitions'
+    /// activity clocks restart (the outage does not count as idle time).
     async fn tick(&mut self) -> Result<(), SinkClosed> {
         let wall = wall_clock_now();
-        self.engine.tick(wall, &mut self.records);
+        let reachable = self.stats.input_reachable.load(Ordering::Relaxed);
+        if !reachable {
+            self.input_down = true;
+        } else {
+            if std::mem::take(&mut self.input_down) {
+                self.engine.resume(wall);
+            }
+            self.engine.tick(wall, &mut self.records);
+        }
         self.align();
         self.stats
             .watermark
