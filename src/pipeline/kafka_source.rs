@@ -15,6 +15,7 @@
 
 use super::commit::PartitionId;
 use super::{partition_id, Stats};
+use futures_util::{FutureExt, StreamExt};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -266,6 +267,9 @@ pub async fn run(
     // The same error repeats every poll while a broker is down: log it once
     // per 10 s (librdkafka logs the details itself).
     let mut last_error: Option<(String, std::time::Instant)> = None;
+    // One message stream for the task's life (each `recv()` would register
+    // and unregister a waker slot per message).
+    let mut stream = consumer.stream();
     loop {
         if *stop.borrow() {
             break;
@@ -275,7 +279,10 @@ pub async fn run(
             _ = stop.changed() => break,
             // A rebalance happened while no message was returned.
             _ = ctx.notify.notified() => None,
-            m = consumer.recv() => Some(m.map(|m| copy(&ctx, &m))),
+            m = stream.next() => match m {
+                Some(m) => Some(m.map(|m| copy(&ctx, &m))),
+                None => break, // the consumer is closed
+            },
         };
         // Rebalance events first: they happened before the message returned.
         for event in ctx.take() {
@@ -291,8 +298,7 @@ pub async fn run(
                 batch.push(msg);
                 // Take what is ready now, without waiting.
                 while batch.len() < MAX_BATCH {
-                    let Ok(Ok(m)) = tokio::time::timeout(Duration::ZERO, consumer.recv()).await
-                    else {
+                    let Some(Some(Ok(m))) = stream.next().now_or_never() else {
                         break; // nothing ready (or an error: the next poll sees it)
                     };
                     let next = copy(&ctx, &m);
