@@ -27,6 +27,8 @@
 //! The last section keeps, as regression tests, the defects this file found
 //! (all fixed).
 
+mod common;
+
 use cxpulse::config::Config;
 use cxpulse::decode::{decode, DecodeError};
 use cxpulse::engine::{Counters, Engine, EngineSettings};
@@ -59,21 +61,7 @@ static FIELDS: [&str; 17] = [
     "subscription_id",
 ];
 
-static TYPES: [&str; 13] = [
-    "ticket.opened",
-    "ticket.replied",
-    "ticket.resolved",
-    "ticket.reopened",
-    "chat.requested",
-    "chat.agent_joined",
-    "chat.ended",
-    "survey.submitted",
-    "checkout.started",
-    "checkout.completed",
-    "subscription.started",
-    "subscription.renewed",
-    "subscription.cancelled",
-];
+use common::EVENT_TYPES as TYPES;
 
 /// `DecodeError::kind` labels.
 const KINDS: [&str; 8] = [

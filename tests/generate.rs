@@ -5,6 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use cxpulse::generate::*;
 use serde_json::{Map, Value};
 
@@ -339,22 +341,7 @@ fn valid_payloads_follow_the_contract() {
         }
         types.insert(c.ty.clone());
     }
-    let all_types = [
-        "ticket.opened",
-        "ticket.replied",
-        "ticket.resolved",
-        "ticket.reopened",
-        "chat.requested",
-        "chat.agent_joined",
-        "chat.ended",
-        "survey.submitted",
-        "checkout.started",
-        "checkout.completed",
-        "subscription.started",
-        "subscription.renewed",
-        "subscription.cancelled",
-    ];
-    for t in all_types {
+    for t in common::EVENT_TYPES {
         assert!(types.contains(t), "no {t} generated");
     }
     let share = int_ts as f64 / (int_ts + str_ts) as f64;

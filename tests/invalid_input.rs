@@ -237,21 +237,7 @@ fn every_invalid_kind_is_rejected_naming_the_field() {
 fn the_valid_templates_are_valid() {
     // Guards the test above: each template is accepted as is, so the
     // rejections come from the one broken field.
-    let kinds = [
-        "ticket.opened",
-        "ticket.replied",
-        "ticket.resolved",
-        "ticket.reopened",
-        "chat.requested",
-        "chat.agent_joined",
-        "chat.ended",
-        "survey.submitted",
-        "checkout.started",
-        "checkout.completed",
-        "subscription.started",
-        "subscription.renewed",
-        "subscription.cancelled",
-    ];
+    let kinds = common::EVENT_TYPES;
     let lines: Vec<String> = kinds.iter().map(|k| valid(k).to_string()).collect();
     let out = run(&tumbling10(OVERALL), &lines);
     assert!(out.invalid.is_empty(), "{:?}", out.invalid);

@@ -12,6 +12,24 @@ use cxpulse::record::KpiRecord;
 use cxpulse::replay::{replay_lines, ReplayOutput};
 use serde_json::{json, Map, Value as J};
 
+/// Every event `type` of the contract (§1), written out independently of
+/// the code under test.
+pub const EVENT_TYPES: [&str; 13] = [
+    "ticket.opened",
+    "ticket.replied",
+    "ticket.resolved",
+    "ticket.reopened",
+    "chat.requested",
+    "chat.agent_joined",
+    "chat.ended",
+    "survey.submitted",
+    "checkout.started",
+    "checkout.completed",
+    "subscription.started",
+    "subscription.renewed",
+    "subscription.cancelled",
+];
+
 /// 2026-11-23T10:00:00Z in epoch milliseconds.
 pub const B_MS: i64 = 1_795_428_000_000;
 /// The same instant in microseconds (the unit of `KpiRecord::window_start`).
