@@ -6,7 +6,8 @@
 //! behind, `send` waits and the consumer stops polling (backpressure: the
 //! messages stay in Kafka, not in memory). Messages that are already
 //! waiting in librdkafka's queue go in one batch ([`MAX_BATCH`]), which
-//! saves a task wake-up per message.
+//! saves a task wake-up per message. The task runs on a thread of its own
+//! (see `spawn_with`), so it never takes turns with the engine task.
 //!
 //! Rebalances are reported by librdkafka through [`SourceContext`] callbacks
 //! while the consumer is polled; the task forwards them on the same channel,
