@@ -242,11 +242,10 @@ impl Engine {
         wall: Micros,
         out: &mut Vec<KpiRecord>,
     ) -> Result<Outcome, DecodeError> {
-        self.watermarks.activity(p, wall);
         match decode(bytes, &mut self.interner) {
             Ok(event) => Ok(self.process(p, event, wall, out)),
             Err(e) => {
-                self.counters.invalid += 1;
+                self.reject(p, wall);
                 Err(e)
             }
         }
