@@ -305,6 +305,17 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// The first `sent` records of the KPI topic (30 s at most).
+async fn read_kpis(cfg: &Config, brokers: &str, sent: usize) -> Vec<Read> {
+    read_topic(
+        brokers,
+        &cfg.kafka.topics.kpis,
+        sent,
+        Duration::from_secs(30),
+    )
+    .await
+}
+
 /// Checks KPI records read back against the replay. With `every_record`,
 /// every record (not only the last of each row) must equal the final row:
 /// no partial or stale row was ever published.
@@ -420,13 +431,7 @@ max_partition_skew = "1m""#,
         stats.acked_through.load(Ordering::Relaxed),
         stats.emitted.load(Ordering::Relaxed)
     );
-    let reads = read_topic(
-        &brokers,
-        &cfg.kafka.topics.kpis,
-        sent,
-        Duration::from_secs(30),
-    )
-    .await;
+    let reads = read_kpis(&cfg, &brokers, sent).await;
     assert_eq!(
         reads.len(),
         sent,
@@ -962,13 +967,7 @@ async fn kpi_topic_matches_replay(
     sent: usize,
     expected: &HashMap<RowId, Value>,
 ) {
-    let reads = read_topic(
-        brokers,
-        &cfg.kafka.topics.kpis,
-        sent,
-        Duration::from_secs(30),
-    )
-    .await;
+    let reads = read_kpis(cfg, brokers, sent).await;
     assert_eq!(reads.len(), sent);
     check_against_replay(&reads, expected, true);
 }
@@ -1137,13 +1136,7 @@ interval = "500ms""#,
     }
     let last = run_to_end(&cfg, &brokers, total).await;
     sent += last.records_sent.load(Ordering::Relaxed) as usize;
-    let reads = read_topic(
-        &brokers,
-        &cfg.kafka.topics.kpis,
-        sent,
-        Duration::from_secs(30),
-    )
-    .await;
+    let reads = read_kpis(&cfg, &brokers, sent).await;
     assert!(
         reads.len() >= sent,
         "{} of {sent} records read",
@@ -1206,13 +1199,7 @@ async fn exactly_once_restart_publishes_every_row_once() {
         n
     );
     let sent = records_sent(&[&s1, &s2]);
-    let reads = read_topic(
-        &brokers,
-        &cfg.kafka.topics.kpis,
-        sent,
-        Duration::from_secs(30),
-    )
-    .await;
+    let reads = read_kpis(&cfg, &brokers, sent).await;
     assert_eq!(reads.len(), sent);
     check_against_replay(&reads, &expected, true);
     assert_eq!(repeated_rows(&reads), 0, "no row published twice");
@@ -1248,13 +1235,7 @@ async fn exactly_once_crashes_lose_nothing() {
     }
     let last = run_to_end(&cfg, &brokers, total).await;
     sent += last.records_sent.load(Ordering::Relaxed) as usize;
-    let reads = read_topic(
-        &brokers,
-        &cfg.kafka.topics.kpis,
-        sent,
-        Duration::from_secs(30),
-    )
-    .await;
+    let reads = read_kpis(&cfg, &brokers, sent).await;
     check_against_replay(&reads, &expected, true);
 }
 
@@ -1334,13 +1315,7 @@ async fn exactly_once_aborted_transaction_is_redone() {
         .unwrap();
     let s2 = run_to_end(&cfg, &brokers, total).await;
     let sent = records_sent(&[&s1, &s2]);
-    let reads = read_topic(
-        &brokers,
-        &cfg.kafka.topics.kpis,
-        sent,
-        Duration::from_secs(30),
-    )
-    .await;
+    let reads = read_kpis(&cfg, &brokers, sent).await;
     check_against_replay(&reads, &expected, true);
 }
 
@@ -1439,13 +1414,7 @@ async fn exactly_once_survives_coordinator_errors_and_a_30s_broker_outage() {
         }
     }
     let sent = records_sent(&stats_runs.iter().map(|s| &**s).collect::<Vec<_>>());
-    let reads = read_topic(
-        &brokers,
-        &cfg.kafka.topics.kpis,
-        sent,
-        Duration::from_secs(30),
-    )
-    .await;
+    let reads = read_kpis(&cfg, &brokers, sent).await;
     check_against_replay(&reads, &expected, true);
     eprintln!(
         "eos outage: aborted and redone: {aborted}; {} records read, {} repeated",
