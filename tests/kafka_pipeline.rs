@@ -1184,10 +1184,20 @@ async fn exactly_once_restart_publishes_every_row_once() {
         n,
         expected,
     } = load(&cfg, in_order_traffic(10.0, 60, 37)).await;
-    let s1 = run_then_stop(&cfg, &brokers, n / 2).await;
+    let h = pipeline::spawn(&cfg, &brokers).await.unwrap();
+    wait_processed(&h, n / 2).await;
+    let s1 = h.stats().clone();
+    // At least one transaction commits while running (how fast the first
+    // half is read depends on the machine), then one more at the stop.
+    wait_until("a transaction committed", Duration::from_secs(30), || {
+        s1.commits.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    h.stop();
+    h.join().await.unwrap();
     assert!(
         s1.commits.load(Ordering::Relaxed) > 1,
-        "transactions committed"
+        "the stop commits a transaction too"
     );
     // The mock cluster drops TxnOffsetCommit, so the group has no committed
     // offsets: the second run starts at the beginning and skips what the
@@ -1276,30 +1286,29 @@ async fn exactly_once_fenced_instance_stops() {
     );
 }
 
-/// Abort path: a produce error that cannot be retried makes the open
-/// transaction abortable; it is aborted, the pipeline stops with
-/// `TxnError::Aborted`, and a restart from the last committed checkpoint
-/// (what `cxpulse run` does in-process) ends with every row right.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exactly_once_aborted_transaction_is_redone() {
-    let cfg = exactly_once("eos-abort");
+/// Runs an exactly-once pipeline on generated traffic, injects `errors` on
+/// `api` once a third of the input is processed, expects the pipeline to
+/// stop with `TxnError::Aborted`, clears the errors, and checks that a
+/// restart from the last committed checkpoint (what `cxpulse run` does
+/// in-process) ends with every row equal to the replay.
+async fn aborted_then_redone(
+    cfg: Config,
+    seed: u64,
+    api: RDKafkaApiKey,
+    errors: &[RDKafkaRespErr],
+) {
     let Loaded {
         cluster,
         brokers,
         n,
         expected,
-    } = load(&cfg, in_order_traffic(10.0, 30, 47)).await;
+    } = load(&cfg, in_order_traffic(10.0, 30, seed)).await;
     let total: i64 = high_watermarks(&cfg, &brokers).values().sum();
     let h = pipeline::spawn(&cfg, &brokers).await.unwrap();
     wait_processed(&h, n / 3).await;
     let s1 = h.stats().clone();
-    cluster
-        .request_errors(
-            RDKafkaApiKey::Produce,
-            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD; 4],
-        )
-        .unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(60), h.join())
+    cluster.request_errors(api, errors).unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(90), h.join())
         .await
         .expect("the pipeline stops after the abort")
         .expect_err("aborted");
@@ -1310,13 +1319,51 @@ async fn exactly_once_aborted_transaction_is_redone() {
         ),
         "{err:#}"
     );
-    cluster
-        .clear_request_errors(RDKafkaApiKey::Produce)
-        .unwrap();
+    cluster.clear_request_errors(api).unwrap();
     let s2 = run_to_end(&cfg, &brokers, total).await;
     let sent = records_sent(&[&s1, &s2]);
     let reads = read_kpis(&cfg, &brokers, sent).await;
     check_against_replay(&reads, &expected, true);
+}
+
+/// Abort path: a produce error that cannot be retried makes the open
+/// transaction abortable; it is aborted and redone from the checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_aborted_transaction_is_redone() {
+    aborted_then_redone(
+        exactly_once("eos-abort"),
+        47,
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD; 4],
+    )
+    .await;
+}
+
+/// A commit that cannot finish in time (the coordinator keeps answering
+/// with retriable errors past `pipeline.shutdown_timeout`, as in a broker
+/// outage that begins mid-commit) is not fatal: the pipeline stops with
+/// `TxnError::Aborted` and is redone from the checkpoint (the restart's
+/// init_transactions settles the stuck transaction). Before this was
+/// handled, it stopped with `TxnError::Fatal`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_commit_stuck_past_its_deadline_restarts_from_the_checkpoint() {
+    let cfg = config(
+        r#"[kafka]
+group_id = "eos-stuck"
+delivery = "exactly-once"
+commit_interval = "500ms"
+[pipeline]
+shutdown_timeout = "2s""#,
+    );
+    // librdkafka retries these itself every retry.backoff.ms (100 ms):
+    // about 6 s of refusals, longer than the 2 s deadline.
+    aborted_then_redone(
+        cfg,
+        59,
+        RDKafkaApiKey::EndTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS; 60],
+    )
+    .await;
 }
 
 /// Exactly-once under broker trouble: transaction coordinator errors on

@@ -29,10 +29,11 @@
 //! (`send_offsets_to_transaction`), commits, and begins the next
 //! transaction. KPI records, dead letters, state and offsets become visible
 //! to `read_committed` readers together or not at all. Retriable errors are
-//! retried; an abortable one aborts the transaction and fails the pipeline
-//! with [`TxnError::Aborted`] (a restart resumes from the last committed
-//! checkpoint); a fatal one (fenced by a newer instance) with
-//! [`TxnError::Fatal`].
+//! retried until `pipeline.shutdown_timeout`; an abortable one, or a
+//! retriable one that lasts longer (the broker went away mid-commit), aborts
+//! the transaction and fails the pipeline with [`TxnError::Aborted`] (a
+//! restart resumes from the last committed checkpoint); a fatal one (fenced
+//! by a newer instance) with [`TxnError::Fatal`].
 
 use super::Stats;
 use crate::record::KpiRecord;
@@ -81,16 +82,22 @@ impl std::fmt::Debug for TxnCommit {
 /// Why a transaction did not commit.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TxnError {
-    /// Aborted: nothing of it is visible; restart from the last checkpoint.
-    #[error("transaction aborted ({0}); restarting from the last committed checkpoint")]
+    /// Not committed by this instance: aborted (nothing of it is visible),
+    /// or timed out with its outcome left to the coordinator, which the
+    /// restart's `init_transactions` settles. Either way: restart from the
+    /// last committed checkpoint.
+    #[error("transaction not committed ({0}); restarting from the last committed checkpoint")]
     Aborted(String),
     /// The producer cannot continue (e.g. fenced by a newer instance).
     #[error("transactional producer failed fatally: {0}")]
     Fatal(String),
 }
 
-/// Runs one transactional call, retrying retriable errors until `deadline`,
-/// aborting the transaction on abortable ones.
+/// Runs one transactional call, retrying retriable errors until `deadline`.
+/// Anything else that is not fatal (an abortable error, or a retriable one
+/// that outlasts the deadline, as when the broker goes away mid-commit)
+/// ends with [`TxnError::Aborted`]: the pipeline restarts from the last
+/// committed checkpoint instead of dying.
 fn txn_call(
     producer: &FutureProducer,
     what: &str,
@@ -101,13 +108,7 @@ fn txn_call(
         match call() {
             Ok(()) => return Ok(()),
             // Fenced: a newer instance owns the transactional.id now.
-            Err(KafkaError::Transaction(e))
-                if e.is_fatal()
-                    || matches!(
-                        e.code(),
-                        RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced
-                    ) =>
-            {
+            Err(KafkaError::Transaction(e)) if is_fatal(&e) => {
                 return Err(TxnError::Fatal(format!("{what}: {e}")));
             }
             Err(KafkaError::Transaction(e))
@@ -118,12 +119,55 @@ fn txn_call(
             }
             Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
                 tracing::error!(error = %e, what, "transaction step failed: aborting the transaction");
-                if let Err(a) = producer.abort_transaction(Duration::from_secs(30)) {
-                    return Err(TxnError::Fatal(format!("{what}: {e}; abort failed: {a}")));
-                }
-                return Err(TxnError::Aborted(format!("{what}: {e}")));
+                return abort(producer, format!("{what}: {e}"));
             }
-            Err(e) => return Err(TxnError::Fatal(format!("{what}: {e}"))),
+            // Still failing at the deadline (e.g. the broker went away
+            // mid-commit). librdkafka keeps a timed-out call running, so it
+            // cannot be aborted from here; the restart's init_transactions
+            // with the same transactional.id fences this producer and the
+            // coordinator completes or aborts the transaction first, so the
+            // restart resumes from whichever checkpoint is committed.
+            Err(e) => {
+                tracing::error!(error = %e, what, "transaction step did not complete in time: restarting");
+                return Err(TxnError::Aborted(format!(
+                    "{what}: {e}; its outcome is settled by the restart's init_transactions"
+                )));
+            }
+        }
+    }
+}
+
+fn is_fatal(e: &rdkafka::error::RDKafkaError) -> bool {
+    e.is_fatal()
+        || matches!(
+            e.code(),
+            RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced
+        )
+}
+
+/// Aborts the open transaction after `why`. Retriable failures of the abort
+/// itself are retried for up to 30 s; if it still cannot complete (broker
+/// unreachable), the restart's `init_transactions` with the same
+/// transactional.id aborts it on the coordinator, so the result is
+/// [`TxnError::Aborted`] either way unless the producer is fenced or failed.
+fn abort(producer: &FutureProducer, why: String) -> Result<(), TxnError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match producer.abort_transaction(Duration::from_secs(10)) {
+            Ok(()) => return Err(TxnError::Aborted(why)),
+            Err(KafkaError::Transaction(a)) if is_fatal(&a) => {
+                return Err(TxnError::Fatal(format!("{why}; abort failed: {a}")));
+            }
+            Err(KafkaError::Transaction(a))
+                if a.is_retriable() && std::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(error = %a, "aborting the transaction failed, retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(a) => {
+                tracing::warn!(error = %a, "the transaction could not be aborted here; the restart's init_transactions aborts it");
+                return Err(TxnError::Aborted(format!("{why}; abort pending: {a}")));
+            }
         }
     }
 }

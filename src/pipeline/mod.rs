@@ -485,7 +485,8 @@ pub async fn run(cfg: Config, drain: Option<Duration>) -> anyhow::Result<()> {
 /// Runs the pipeline until a signal. An exactly-once transaction that had
 /// to be aborted ends a pipeline with [`kafka_sink::TxnError::Aborted`]: the
 /// state after it is not committed, so a new pipeline starts in-process and
-/// resumes from the last committed checkpoint (up to 10 times in a row).
+/// resumes from the last committed checkpoint (up to 10 times in a row,
+/// counting restarts that fail because the brokers are still unreachable).
 pub async fn run_restarting(
     cfg: &Config,
     brokers: &str,
@@ -494,7 +495,18 @@ pub async fn run_restarting(
 ) -> anyhow::Result<()> {
     let mut restarts = 0;
     loop {
-        let handle = spawn_with(cfg, brokers, metrics.clone()).await?;
+        let handle = match spawn_with(cfg, brokers, metrics.clone()).await {
+            Ok(h) => h,
+            // A restart while the brokers are still away (init_transactions
+            // times out): wait and try again rather than exit.
+            Err(e) if restarts > 0 && restarts < 10 => {
+                restarts += 1;
+                tracing::warn!(error = %format!("{e:#}"), restarts, "restart failed, retrying in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let started = std::time::Instant::now();
         match run_until_signal(handle, drain).await {
             Err(e)
