@@ -636,3 +636,38 @@ fn pipeline_watermark_is_the_minimum_over_partitions_that_are_not_idle() {
         .collect();
     assert_count(w1[0], 2);
 }
+
+/// A hopping window holding exactly the previous window's panes reuses its
+/// accumulators; a late event in the previous window's oldest pane (which
+/// the next window does not contain) must not leak into the next window.
+/// 10m every 5m, out-of-orderness 10m, lateness 30m: A at 7m fires window
+/// [0,10m) once D (22m) moves the watermark to 12m; B at 2m is late and
+/// revises [0,10m); window [5m,15m) then holds A only.
+#[test]
+fn late_event_in_the_oldest_pane_stays_out_of_the_next_hopping_window() {
+    let cfg = cxpulse::config::Config::from_toml(
+        r#"[engine]
+max_out_of_orderness = "10m"
+allowed_lateness = "30m"
+windows = [{ size = "10m", step = "5m" }]
+grouping_sets = [[]]"#,
+    )
+    .unwrap();
+    let mut ev = Events::new();
+    opened(&mut ev, 7 * 60, "a");
+    opened(&mut ev, 22 * 60, "d");
+    opened(&mut ev, 2 * 60, "b");
+    opened(&mut ev, 40 * 60, "e");
+    let out = ev.run(&cfg);
+    assert_eq!(out.counters.late, 1);
+    assert_eq!(
+        history(&out, "tickets_opened", 0),
+        vec![(0, 1, 1.0), (1, 2, 2.0)],
+        "[0,10m): A, then revised with B"
+    );
+    assert_eq!(
+        history(&out, "tickets_opened", 5 * 60),
+        vec![(0, 1, 1.0)],
+        "[5m,15m): A only"
+    );
+}

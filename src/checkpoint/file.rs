@@ -88,7 +88,7 @@ mod tests {
         assert_eq!(store.load().unwrap().unwrap(), sample(2, 5000));
         assert!(store.path().ends_with("my_group_1.ckpt"));
         // A damaged file is an error, not an empty state.
-        std::fs::write(store.path(), b"CXCKPT1\ngarbage").unwrap();
+        std::fs::write(store.path(), b"CXCKPT2\ngarbage").unwrap();
         assert!(store.load().is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }

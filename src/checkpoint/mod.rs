@@ -19,9 +19,12 @@
 //! consumer group, and restored by whichever instance owns the group's
 //! partitions (one member per group, see `config/default.toml`).
 //!
-//! Encoding: `CXCKPT1\n`, then the postcard body, then an xxh3-64 checksum of
+//! Encoding: `CXCKPT2\n`, then the postcard body, then an xxh3-64 checksum of
 //! the body (little endian): a torn or foreign file is rejected, not half
-//! restored.
+//! restored. The digit is the state format: it changes whenever the engine
+//! state's layout does (2: windows rolled up from other windows' panes),
+//! and a checkpoint of another format is refused with a message that says
+//! so.
 
 pub mod file;
 pub mod kafka;
@@ -47,7 +50,7 @@ pub struct Checkpoint {
     pub engine: Vec<u8>,
 }
 
-const MAGIC: &[u8] = b"CXCKPT1\n";
+const MAGIC: &[u8] = b"CXCKPT2\n";
 
 /// Why a checkpoint could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +80,16 @@ impl Checkpoint {
 
     /// Decodes [`Checkpoint::encode`]'s output, verifying the checksum.
     pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
-        let rest = bytes
-            .strip_prefix(MAGIC)
-            .ok_or_else(|| CheckpointError::Corrupt("not a cxpulse checkpoint".into()))?;
+        let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| {
+            CheckpointError::Corrupt(match bytes.strip_prefix(b"CXCKPT") {
+                Some(v) => format!(
+                    "state format {} written by another cxpulse version (this one reads {})",
+                    String::from_utf8_lossy(&v[..v.len().min(1)]),
+                    MAGIC[6] as char
+                ),
+                None => "not a cxpulse checkpoint".into(),
+            })
+        })?;
         if rest.len() < 8 {
             return Err(CheckpointError::Corrupt("truncated".into()));
         }
@@ -146,5 +156,16 @@ mod tests {
             Err(CheckpointError::Corrupt(_))
         ));
         assert!(Checkpoint::decode(b"hello").is_err());
+    }
+
+    #[test]
+    fn another_state_format_is_named() {
+        let mut old = sample(1, 10).encode();
+        old[6] = b'1';
+        let err = Checkpoint::decode(&old).unwrap_err().to_string();
+        assert!(
+            err.contains("state format 1 written by another cxpulse version (this one reads 2)"),
+            "{err}"
+        );
     }
 }

@@ -10,7 +10,7 @@
 //! 4. processing walks time points in order: at each `t`, windows ending at
 //!    `t` fire, then events at `t` are applied (arrival order), then timers
 //!    due at `t` (creation order);
-//! 5. [`Entities`] turn events into observations, which [`WindowState`]s
+//! 5. [`Entities`] turn events into observations, which [`Windows`]
 //!    aggregate in panes and emit as rows; late observations revise rows.
 //!
 //! All state is `serde`-serializable (see [`Engine::snapshot`]).
@@ -38,7 +38,7 @@ use kpi::{Dim, Kpi};
 use queue::TimeQueue;
 use serde::{Deserialize, Serialize};
 use watermark::{PartitionId, Watermarks};
-use windows::{Dirty, GroupingSets, Observation, Row, WindowSpec, WindowState};
+use windows::{Dirty, GroupingSets, Observation, Row, WindowSpec, Windows};
 
 /// Validated engine settings (built from the `[engine]` and `[kpi]` config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,7 +111,7 @@ pub struct Engine {
     dedup: Dedup,
     entities: Entities,
     base: SubscriptionBase,
-    windows: Vec<WindowState>,
+    windows: Windows,
     grouping: GroupingSets,
     counters: Counters,
     next_gc: Micros,
@@ -142,12 +142,7 @@ impl Engine {
             dedup: Dedup::new(settings.dedup_horizon),
             entities: Entities::default(),
             base: SubscriptionBase::default(),
-            windows: settings
-                .windows
-                .iter()
-                .cloned()
-                .map(WindowState::new)
-                .collect(),
+            windows: Windows::new(&settings.windows),
             grouping: GroupingSets::new(settings.grouping_sets.clone()),
             counters: Counters::default(),
             next_gc: Micros::MIN,
@@ -358,8 +353,12 @@ impl Engine {
             }
         }
         let mut dropped = false;
-        let w = self.watermarks.current();
-        let lateness = self.settings.allowed_lateness;
+        let at = windows::ObserveAt {
+            sets: &self.grouping,
+            watermark: self.watermarks.current(),
+            allowed_lateness: self.settings.allowed_lateness,
+            base: &self.base,
+        };
         for o in obs {
             let mask = o.kpi.dims();
             let mut dims = o.dims;
@@ -368,18 +367,7 @@ impl Engine {
                     dims[d as usize] = crate::intern::Sym::UNKNOWN;
                 }
             }
-            for (i, win) in self.windows.iter_mut().enumerate() {
-                dropped |= win.observe(
-                    i,
-                    o,
-                    &dims,
-                    &self.grouping,
-                    w,
-                    lateness,
-                    &self.base,
-                    &mut self.scratch.dirty,
-                );
-            }
+            dropped |= self.windows.observe(o, &dims, &at, &mut self.scratch.dirty);
         }
         dropped
     }
@@ -390,7 +378,7 @@ impl Engine {
         dirty.dedup();
         let mut rows = std::mem::take(&mut self.scratch.rows);
         for d in &dirty {
-            self.windows[d.window].reemit(d, &mut rows);
+            self.windows.reemit(d, &mut rows);
         }
         dirty.clear();
         self.scratch.dirty = dirty;
@@ -421,12 +409,7 @@ impl Engine {
         loop {
             let next_event = self.buffer.next_time().filter(|&t| t < watermark);
             let next_timer = self.timers.next_time().filter(|&t| t < watermark);
-            let next_fire = self
-                .windows
-                .iter()
-                .filter_map(WindowState::next_fire)
-                .min()
-                .filter(|&e| e <= watermark);
+            let next_fire = self.windows.next_fire().filter(|&e| e <= watermark);
             let Some(t) = [next_event, next_timer, next_fire]
                 .into_iter()
                 .flatten()
@@ -436,11 +419,8 @@ impl Engine {
             };
             if next_fire == Some(t) {
                 // Windows ending at t fire before anything happens at t.
-                for (i, win) in self.windows.iter_mut().enumerate() {
-                    if win.next_fire() == Some(t) {
-                        win.fire(i, t, &self.grouping, &self.base, &mut rows);
-                    }
-                }
+                self.windows
+                    .fire_due(t, &self.grouping, &self.base, &mut rows);
                 continue;
             }
             self.clock = t;
@@ -456,9 +436,8 @@ impl Engine {
             }
         }
         self.clock = watermark;
-        for win in &mut self.windows {
-            win.reached(watermark, self.settings.allowed_lateness);
-        }
+        self.windows
+            .reached(watermark, self.settings.allowed_lateness);
         self.flush_rows(&mut rows, out);
         self.scratch.rows = rows;
         self.collect_garbage();

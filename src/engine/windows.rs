@@ -6,12 +6,16 @@
 //! (KPI, group) for every grouping set, and the rows are emitted. A long
 //! window with a short step (24h every 1m) therefore costs one accumulator
 //! update per observation and a merge of panes per firing, never a copy of
-//! every observation per window.
+//! every observation per window. Windows whose step is a multiple of
+//! another window's step build their panes from that window's panes when
+//! they fire (see [`Windows`]), so with the default windows (steps 1m, 5m,
+//! 1h) an in-order observation updates one pane, not three.
 //!
 //! A fired window keeps its rolled-up rows while `end + allowed_lateness` is
 //! above the watermark. A late observation updates those rows directly and
 //! marks them dirty; the engine re-emits dirty rows with `revision + 1`.
-//! A pane is dropped once every window containing it has fired.
+//! A pane is dropped once every window containing it has fired and every
+//! window built from it has taken it.
 
 use super::accum::{Acc, Update};
 use super::kpi::{read, Dim, Kpi, KpiKind, Reading};
@@ -143,6 +147,198 @@ struct FiredRow {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct FiredWindow {
     rows: AHashMap<RowKey, FiredRow>,
+    /// Its oldest pane (the one the next window does not contain) held
+    /// data when it fired, or got some since.
+    oldest_pane_had_data: bool,
+}
+
+/// Where an observation lands: the grouping sets, the watermark and
+/// lateness that decide whether fired windows still take it, and the churn
+/// base for rows it creates in them.
+#[derive(Clone, Copy)]
+pub struct ObserveAt<'a> {
+    pub sets: &'a GroupingSets,
+    pub watermark: Micros,
+    pub allowed_lateness: Micros,
+    pub base: &'a dyn ChurnBase,
+}
+
+/// All configured windows.
+///
+/// A window whose step is a multiple of another window's step (1h every 5m
+/// over 5m every 1m, 24h every 1h over 1h every 5m) has that window as its
+/// *source*: it does not aggregate in-order observations itself. When it
+/// fires, the source's panes of the slots it has not seen yet are rolled up
+/// into its own panes (one merge per key and source pane), and from then on
+/// late observations of those slots update its panes directly. An in-order
+/// observation therefore costs one pane update in total, not one per
+/// window, and a source keeps its panes until every window rolled up from
+/// it has taken them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Windows {
+    states: Vec<WindowState>,
+}
+
+impl Windows {
+    pub fn new(specs: &[WindowSpec]) -> Self {
+        let mut states: Vec<WindowState> = specs.iter().cloned().map(WindowState::new).collect();
+        for i in 0..states.len() {
+            let step = states[i].spec.step;
+            // The coarsest other step that divides this one (an equal step
+            // only from an earlier window, so sources never form a cycle).
+            let source = (0..states.len())
+                .filter(|&j| {
+                    let s = states[j].spec.step;
+                    j != i && step % s == 0 && (s < step || j < i)
+                })
+                .max_by_key(|&j| (states[j].spec.step, std::cmp::Reverse(j)));
+            if let Some(j) = source {
+                states[i].source = Some(j);
+                states[i].rolled_up_through = Micros::MIN;
+            }
+        }
+        let mut windows = Windows { states };
+        windows.retain_for_dependents();
+        windows
+    }
+
+    /// Adds an observation to every window (see [`WindowState::observe`]).
+    /// Returns `true` if it was dropped from some window beyond lateness.
+    pub fn observe(
+        &mut self,
+        obs: &Observation,
+        dims: &Dims,
+        at: &ObserveAt,
+        dirty: &mut Vec<Dirty>,
+    ) -> bool {
+        let mut dropped = false;
+        for (i, win) in self.states.iter_mut().enumerate() {
+            dropped |= win.observe(i, obs, dims, at, dirty);
+        }
+        dropped
+    }
+
+    /// End time of the next window (of any size) that holds data and has
+    /// not fired.
+    pub fn next_fire(&self) -> Option<Micros> {
+        self.states.iter().filter_map(|w| w.next_fire).min()
+    }
+
+    /// Fires every window ending at `t` that holds data.
+    pub fn fire_due(
+        &mut self,
+        t: Micros,
+        sets: &GroupingSets,
+        base: &dyn ChurnBase,
+        out: &mut Vec<Row>,
+    ) {
+        for i in 0..self.states.len() {
+            if self.states[i].next_fire != Some(t) {
+                continue;
+            }
+            self.roll_up(i, t);
+            self.states[i].fire(i, t, sets, base, out);
+            let after = self.states[i].own_data_after_fire();
+            let from_source = self.states[i]
+                .source
+                .and_then(|j| self.first_data_from(j, t))
+                .map(|at| at.div_euclid(self.states[i].spec.step));
+            let win = &mut self.states[i];
+            win.next_fire = [after, from_source]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|k| (k + 1).saturating_mul(win.spec.step).max(t + win.spec.step));
+        }
+        self.retain_for_dependents();
+    }
+
+    /// Processing has reached `watermark` (see [`WindowState::reached`]).
+    pub fn reached(&mut self, watermark: Micros, allowed_lateness: Micros) {
+        for win in &mut self.states {
+            win.reached(watermark, allowed_lateness);
+        }
+        self.retain_for_dependents();
+    }
+
+    /// Re-emits a dirty row with its next revision (see [`WindowState::reemit`]).
+    pub fn reemit(&mut self, d: &Dirty, out: &mut Vec<Row>) {
+        self.states[d.window].reemit(d, out);
+    }
+
+    /// Brings window `i`'s panes up to `end`: merges the source's panes of
+    /// every slot from `rolled_up_through` to `end` into its own, after
+    /// bringing the source itself up to `end`.
+    fn roll_up(&mut self, i: usize, end: Micros) {
+        let Some(j) = self.states[i].source else {
+            return;
+        };
+        let from = self.states[i].rolled_up_through;
+        if from >= end {
+            return;
+        }
+        self.roll_up(j, end);
+        let (src, dst) = if j < i {
+            let (a, b) = self.states.split_at_mut(i);
+            (&a[j], &mut b[0])
+        } else {
+            let (a, b) = self.states.split_at_mut(j);
+            (&b[0], &mut a[i])
+        };
+        let (sj, si) = (src.spec.step, dst.spec.step);
+        let mut entries: Vec<(&PaneKey, &Acc)> = Vec::new();
+        for (&k, pane) in src.panes.range(from.div_euclid(sj)..end.div_euclid(sj)) {
+            // Key order, as in `fire`: sums come out the same on every run.
+            entries.clear();
+            entries.extend(pane.iter());
+            entries.sort_unstable_by_key(|e| e.0);
+            let slot = dst.panes.entry((k * sj).div_euclid(si)).or_default();
+            for (key, acc) in entries.iter().copied() {
+                slot.entry(*key).or_default().merge(acc);
+            }
+        }
+        dst.rolled_up_through = end;
+    }
+
+    /// Start of the earliest pane at or after `from` holding data of window
+    /// `j`, its own or (not rolled up yet) its source's.
+    fn first_data_from(&self, j: usize, from: Micros) -> Option<Micros> {
+        let w = &self.states[j];
+        let own = w
+            .panes
+            .range(from.div_euclid(w.spec.step)..)
+            .next()
+            .map(|(k, _)| k * w.spec.step);
+        let source = w
+            .source
+            .and_then(|h| self.first_data_from(h, from.max(w.rolled_up_through)));
+        own.into_iter().chain(source).min()
+    }
+
+    /// Tells each source how far back its dependents still need its panes,
+    /// and drops the panes nobody needs any more.
+    fn retain_for_dependents(&mut self) {
+        for j in 0..self.states.len() {
+            let retain_from = self
+                .states
+                .iter()
+                .filter(|w| w.source == Some(j))
+                .map(|w| w.rolled_up_through)
+                .min()
+                .unwrap_or(Micros::MAX);
+            let win = &mut self.states[j];
+            win.retain_from = retain_from;
+            win.drop_panes();
+        }
+    }
+
+    /// Number of panes and retained fired windows (state-size metrics).
+    pub fn sizes(&self) -> (usize, usize) {
+        self.states.iter().fold((0, 0), |(p, f), w| {
+            let (wp, wf) = w.sizes();
+            (p + wp, f + wf)
+        })
+    }
 }
 
 /// State of one configured window.
@@ -153,6 +349,17 @@ pub struct WindowState {
     /// Every window with `end <= fired_through` has fired (or was empty).
     fired_through: Micros,
     fired: BTreeMap<Micros, FiredWindow>,
+    /// The window whose panes are rolled up into this one's (see [`Windows`]).
+    source: Option<usize>,
+    /// With a source: the own panes hold every observation before this time
+    /// (rolled up, then kept current by late observations); observations at
+    /// or after it are only in the source so far. Without one: `MAX`.
+    rolled_up_through: Micros,
+    /// Panes ending after this time are kept for the windows rolled up from
+    /// this one, even once this window's own windows have all fired.
+    retain_from: Micros,
+    /// End of the next window that holds data and has not fired.
+    next_fire: Option<Micros>,
 }
 
 /// A row changed by a late observation, to be re-emitted.
@@ -171,30 +378,50 @@ impl WindowState {
             panes: BTreeMap::new(),
             fired_through: Micros::MIN,
             fired: BTreeMap::new(),
+            source: None,
+            rolled_up_through: Micros::MAX,
+            retain_from: Micros::MAX,
+            next_fire: None,
         }
     }
 
-    /// Adds an observation. Windows not yet fired get it through their pane;
-    /// fired windows still within lateness get it directly (and a dirty mark);
-    /// fired windows beyond lateness do not. Returns `true` if some window
-    /// containing `t` was beyond lateness (the observation was dropped there).
-    #[allow(clippy::too_many_arguments)]
-    pub fn observe(
+    /// Adds an observation. Windows not yet fired get it through their pane
+    /// (or their source's, for slots not rolled up yet); fired windows still
+    /// within lateness get it directly (and a dirty mark); fired windows
+    /// beyond lateness do not. Returns `true` if some window containing `t`
+    /// was beyond lateness (the observation was dropped there).
+    fn observe(
         &mut self,
         window: usize,
         obs: &Observation,
         dims: &Dims,
-        sets: &GroupingSets,
-        watermark: Micros,
-        allowed_lateness: Micros,
-        base: &dyn ChurnBase,
+        at: &ObserveAt,
         dirty: &mut Vec<Dirty>,
     ) -> bool {
+        let ObserveAt {
+            sets,
+            watermark,
+            allowed_lateness,
+            base,
+        } = *at;
         let step = self.spec.step;
         let size = self.spec.size;
         let m = self.spec.panes_per_window();
         let k = obs.t.div_euclid(step);
-        if (k + m).saturating_mul(step) > self.fired_through {
+        // Windows containing t end at (k-j)·step + size for j in 0..m; the
+        // fired ones are those with end <= fired_through.
+        let newest_end = k * step + size;
+        if newest_end > self.fired_through {
+            // The earliest window containing t that has not fired holds data.
+            let end = (k + 1).saturating_mul(step).max(self.after_fired());
+            self.next_fire = Some(self.next_fire.map_or(end, |f| f.min(end)));
+        }
+        // The pane is needed by an unfired window of this size, or by a
+        // window rolled up from this one that has not taken it yet; slots
+        // not rolled up here yet are in the source's panes.
+        let needed =
+            newest_end > self.fired_through || (k + 1).saturating_mul(step) > self.retain_from;
+        if needed && obs.t < self.rolled_up_through {
             self.panes
                 .entry(k)
                 .or_default()
@@ -202,9 +429,6 @@ impl WindowState {
                 .or_default()
                 .apply(obs.update);
         }
-        // Windows containing t end at (k-j)·step + size for j in 0..m; the
-        // fired ones are those with end <= fired_through.
-        let newest_end = k * step + size;
         if newest_end - (m - 1) * step > self.fired_through {
             return false; // no fired window contains t: the in-order case
         }
@@ -217,6 +441,7 @@ impl WindowState {
                 break; // older windows are beyond lateness too
             }
             let fw = self.fired.entry(end).or_default();
+            fw.oldest_pane_had_data |= obs.t < end - size + step;
             for &set in sets.for_kpi(obs.kpi) {
                 let group = sets.key(set, dims);
                 let row = fw.rows.entry((obs.kpi, group)).or_insert_with(|| FiredRow {
@@ -236,21 +461,25 @@ impl WindowState {
         dropped
     }
 
-    /// End time of the next window that holds data and has not fired.
-    pub fn next_fire(&self) -> Option<Micros> {
-        let (&first, _) = self.panes.first_key_value()?;
+    /// End of the first window after `fired_through`.
+    fn after_fired(&self) -> Micros {
         let step = self.spec.step;
-        let after_fired = self
-            .fired_through
+        self.fired_through
             .div_euclid(step)
             .saturating_add(1)
-            .saturating_mul(step);
-        Some(after_fired.max((first + 1) * step))
+            .saturating_mul(step)
+    }
+
+    /// After a firing: the first own pane some unfired window contains.
+    fn own_data_after_fire(&self) -> Option<i64> {
+        let m = self.spec.panes_per_window();
+        let first_live = self.fired_through.div_euclid(self.spec.step) - m + 1;
+        self.panes.range(first_live..).next().map(|(k, _)| *k)
     }
 
     /// Fires the window ending at `end`: rolls its panes up into groups and
     /// emits every row that meets the emit condition, at revision 0.
-    pub fn fire(
+    fn fire(
         &mut self,
         window: usize,
         end: Micros,
@@ -260,25 +489,27 @@ impl WindowState {
     ) {
         let step = self.spec.step;
         let start = end - self.spec.size;
-        let mut rows: AHashMap<RowKey, Acc> = AHashMap::new();
-        let mut entries: Vec<(&PaneKey, &Acc)> = Vec::new();
-        for pane in self.panes.range(start / step..end / step).map(|(_, p)| p) {
-            // Merge in key order, not hash order: floating-point sums then
-            // come out bit-identical on every run and after every restore.
-            entries.clear();
-            entries.extend(pane.iter());
-            entries.sort_unstable_by_key(|e| e.0);
-            for ((kpi, dims), acc) in entries.iter().copied() {
-                for &set in sets.for_kpi(*kpi) {
-                    rows.entry((*kpi, sets.key(set, dims)))
-                        .or_default()
-                        .merge(acc);
-                }
+        let rows = match self.fired.get(&(end - step)) {
+            // The previous window held exactly these panes' data: nothing
+            // left with its oldest pane and nothing came with the newest
+            // (long windows over sparse data, the end-of-input flush).
+            Some(prev)
+                if !prev.oldest_pane_had_data && !self.panes.contains_key(&(end / step - 1)) =>
+            {
+                prev.rows
+                    .iter()
+                    .map(|(key, row)| (*key, row.acc.clone()))
+                    .collect()
             }
-        }
+            _ => self.merge_panes(start, end, sets),
+        };
+        let mut rows = rows;
         let mut keys: Vec<RowKey> = rows.keys().copied().collect();
         keys.sort_unstable();
-        let mut fired = FiredWindow::default();
+        let mut fired = FiredWindow {
+            oldest_pane_had_data: self.panes.contains_key(&(start / step)),
+            ..FiredWindow::default()
+        };
         for key in keys {
             let acc = rows.remove(&key).unwrap_or_default();
             let churn_base = churn_base(key.0, &key.1, start, sets, base);
@@ -306,9 +537,45 @@ impl WindowState {
         }
         self.fired.insert(end, fired);
         self.fired_through = end;
+    }
+
+    /// Rolls the panes of `[start, end)` up into one accumulator per row.
+    fn merge_panes(
+        &self,
+        start: Micros,
+        end: Micros,
+        sets: &GroupingSets,
+    ) -> AHashMap<RowKey, Acc> {
+        let step = self.spec.step;
+        let mut rows: AHashMap<RowKey, Acc> = AHashMap::new();
+        let mut entries: Vec<(&PaneKey, &Acc)> = Vec::new();
+        for pane in self.panes.range(start / step..end / step).map(|(_, p)| p) {
+            // Merge in key order, not hash order: floating-point sums then
+            // come out bit-identical on every run and after every restore.
+            entries.clear();
+            entries.extend(pane.iter());
+            entries.sort_unstable_by_key(|e| e.0);
+            for ((kpi, dims), acc) in entries.iter().copied() {
+                for &set in sets.for_kpi(*kpi) {
+                    rows.entry((*kpi, sets.key(set, dims)))
+                        .or_default()
+                        .merge(acc);
+                }
+            }
+        }
+        rows
+    }
+
+    /// Drops the panes that no unfired window of this size contains and no
+    /// window rolled up from this one still needs.
+    fn drop_panes(&mut self) {
+        let step = self.spec.step;
         let m = self.spec.panes_per_window();
         while let Some(entry) = self.panes.first_entry() {
-            if (entry.key() + m) * step <= end {
+            let k = *entry.key();
+            if (k + m).saturating_mul(step) <= self.fired_through
+                && (k + 1).saturating_mul(step) <= self.retain_from
+            {
                 entry.remove();
             } else {
                 break;
@@ -317,7 +584,7 @@ impl WindowState {
     }
 
     /// Re-emits a dirty row with its next revision, if it meets the emit condition.
-    pub fn reemit(&mut self, d: &Dirty, out: &mut Vec<Row>) {
+    fn reemit(&mut self, d: &Dirty, out: &mut Vec<Row>) {
         let Some(row) = self
             .fired
             .get_mut(&d.end)
@@ -341,9 +608,16 @@ impl WindowState {
     }
 
     /// Called when processing has reached `watermark`: every window ending at
-    /// or before it has fired; fired windows beyond lateness are forgotten.
-    pub fn reached(&mut self, watermark: Micros, allowed_lateness: Micros) {
+    /// or before it has fired (the engine fires every window holding data
+    /// first), so every slot ending by then is rolled up; fired windows
+    /// beyond lateness are forgotten.
+    fn reached(&mut self, watermark: Micros, allowed_lateness: Micros) {
         self.fired_through = self.fired_through.max(watermark);
+        if self.source.is_some() {
+            let step = self.spec.step;
+            let slot_end = watermark.div_euclid(step).saturating_mul(step);
+            self.rolled_up_through = self.rolled_up_through.max(slot_end);
+        }
         while let Some(entry) = self.fired.first_entry() {
             if entry.key().saturating_add(allowed_lateness) <= watermark {
                 entry.remove();
@@ -353,8 +627,8 @@ impl WindowState {
         }
     }
 
-    /// Number of panes and retained fired windows (state-size metrics).
-    pub fn sizes(&self) -> (usize, usize) {
+    /// Number of panes and retained fired windows.
+    fn sizes(&self) -> (usize, usize) {
         (self.panes.len(), self.fired.len())
     }
 }
