@@ -240,8 +240,11 @@ mod flat {
     use super::{Field, RawEvent};
     use std::borrow::Cow;
 
-    /// Bytes not yet consumed.
+    /// Bytes not yet consumed. The line is validated as UTF-8 once, up
+    /// front (one pass is far cheaper than one call per string field), so
+    /// strings are plain slices of `s`.
     struct Cursor<'a> {
+        s: &'a str,
         b: &'a [u8],
         i: usize,
     }
@@ -280,15 +283,15 @@ mod flat {
         fn string(&mut self) -> Option<&'a str> {
             self.eat(b'"')?;
             let start = self.i;
-            loop {
-                match self.next()? {
-                    b'"' => break,
-                    b'\\' => return None,
-                    c if c < 0x20 => return None,
-                    _ => {}
-                }
+            let len = self.b[start..]
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            if self.b[start + len] != b'"' {
+                return None; // an escape or a control character: serde's job
             }
-            std::str::from_utf8(&self.b[start..self.i - 1]).ok()
+            self.i = start + len + 1;
+            // Quotes are ASCII, so both ends are character boundaries.
+            self.s.get(start..start + len)
         }
 
         fn number(&mut self) -> Option<Field<'a>> {
@@ -352,7 +355,13 @@ mod flat {
 
     /// Parses a flat object, or declines (`None`).
     pub(super) fn parse(bytes: &[u8]) -> Option<RawEvent<'_>> {
-        let mut p = Cursor { b: bytes, i: 0 };
+        // Not UTF-8: serde reports where.
+        let s = std::str::from_utf8(bytes).ok()?;
+        let mut p = Cursor {
+            s,
+            b: s.as_bytes(),
+            i: 0,
+        };
         let mut raw = RawEvent::default();
         let mut seen = 0u32;
         p.ws();
