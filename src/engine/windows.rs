@@ -489,7 +489,7 @@ impl WindowState {
     ) {
         let step = self.spec.step;
         let start = end - self.spec.size;
-        let rows = match self.fired.get(&(end - step)) {
+        let mut rows = match self.fired.get(&(end - step)) {
             // The previous window held exactly these panes' data: nothing
             // left with its oldest pane and nothing came with the newest
             // (long windows over sparse data, the end-of-input flush).
@@ -503,7 +503,6 @@ impl WindowState {
             }
             _ => self.merge_panes(start, end, sets),
         };
-        let mut rows = rows;
         let mut keys: Vec<RowKey> = rows.keys().copied().collect();
         keys.sort_unstable();
         let mut fired = FiredWindow {

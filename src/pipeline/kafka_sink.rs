@@ -29,11 +29,13 @@
 //! (`send_offsets_to_transaction`), commits, and begins the next
 //! transaction. KPI records, dead letters, state and offsets become visible
 //! to `read_committed` readers together or not at all. Retriable errors are
-//! retried until `pipeline.shutdown_timeout`; an abortable one, or a
-//! retriable one that lasts longer (the broker went away mid-commit), aborts
-//! the transaction and fails the pipeline with [`TxnError::Aborted`] (a
-//! restart resumes from the last committed checkpoint); a fatal one (fenced
-//! by a newer instance) with [`TxnError::Fatal`].
+//! retried until `pipeline.shutdown_timeout`. An abortable one aborts the
+//! transaction, and one that lasts longer (the broker went away mid-commit)
+//! leaves it to the coordinator; both fail the pipeline with
+//! [`TxnError::Aborted`], and the restart (whose `init_transactions`
+//! settles any open transaction) resumes from the last committed
+//! checkpoint. A fatal one (fenced by a newer instance) fails it with
+//! [`TxnError::Fatal`].
 
 use super::Stats;
 use crate::record::KpiRecord;
