@@ -331,14 +331,6 @@ impl Windows {
             win.drop_panes();
         }
     }
-
-    /// Number of panes and retained fired windows (state-size metrics).
-    pub fn sizes(&self) -> (usize, usize) {
-        self.states.iter().fold((0, 0), |(p, f), w| {
-            let (wp, wf) = w.sizes();
-            (p + wp, f + wf)
-        })
-    }
 }
 
 /// State of one configured window.
@@ -624,11 +616,6 @@ impl WindowState {
                 break;
             }
         }
-    }
-
-    /// Number of panes and retained fired windows.
-    fn sizes(&self) -> (usize, usize) {
-        (self.panes.len(), self.fired.len())
     }
 }
 
