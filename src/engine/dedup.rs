@@ -6,30 +6,30 @@
 //! and forgotten once they are older than the horizon (plus lateness) behind
 //! the watermark, so memory is bounded by the traffic of one horizon.
 
+use super::fpmap::FpMap;
 use crate::event::Fp;
 use crate::time::Micros;
-use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Dedup {
     horizon: Micros,
-    seen: AHashMap<Fp, Micros>,
+    seen: FpMap<Micros>,
 }
 
 impl Dedup {
     pub fn new(horizon: Micros) -> Self {
         Dedup {
             horizon,
-            seen: AHashMap::new(),
+            seen: FpMap::default(),
         }
     }
 
     /// Returns `true` if `id` is a duplicate; otherwise remembers it.
     pub fn check_and_insert(&mut self, id: Fp, ts: Micros) -> bool {
         // One probe of the table for both the lookup and the insert.
-        match self.seen.entry(id) {
+        match self.seen.entry(id.into()) {
             Entry::Occupied(mut first) => {
                 if (ts - *first.get()).abs() <= self.horizon {
                     return true;

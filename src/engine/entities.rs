@@ -7,12 +7,12 @@
 
 use super::accum::Update;
 use super::churn::SubscriptionBase;
+use super::fpmap::FpMap;
 use super::kpi::Kpi;
 use super::windows::{Dims, Observation};
 use crate::event::{Author, Body, Event, Fp, SurveyKind};
 use crate::intern::Sym;
 use crate::time::{Micros, MICROS_PER_SEC};
-use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
 
 /// Thresholds of the KPI rules (`[kpi]` config).
@@ -79,10 +79,10 @@ pub enum Applied {
 /// All entity state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Entities {
-    tickets: AHashMap<Fp, TicketState>,
-    chats: AHashMap<Fp, ChatState>,
-    carts: AHashMap<Fp, CartState>,
-    subscriptions: AHashMap<Fp, SubscriptionState>,
+    tickets: FpMap<TicketState>,
+    chats: FpMap<ChatState>,
+    carts: FpMap<CartState>,
+    subscriptions: FpMap<SubscriptionState>,
 }
 
 fn secs(d: Micros) -> f64 {
@@ -132,7 +132,7 @@ impl Entities {
                     [ev.channel, ev.region, u],
                     Update::Count,
                 );
-                self.tickets.entry(ticket).or_insert(TicketState {
+                self.tickets.entry(ticket.into()).or_insert(TicketState {
                     opened_at: t,
                     channel: ev.channel,
                     region: ev.region,
@@ -149,7 +149,7 @@ impl Entities {
                 public,
                 agent,
             } => {
-                let Some(s) = self.tickets.get_mut(&ticket) else {
+                let Some(s) = self.tickets.get_mut(&ticket.into()) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -169,7 +169,7 @@ impl Entities {
                 }
             }
             Body::TicketResolved { ticket, agent } => {
-                let Some(s) = self.tickets.get_mut(&ticket) else {
+                let Some(s) = self.tickets.get_mut(&ticket.into()) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -189,7 +189,7 @@ impl Entities {
                 }
             }
             Body::TicketReopened { ticket } => {
-                let Some(s) = self.tickets.get_mut(&ticket) else {
+                let Some(s) = self.tickets.get_mut(&ticket.into()) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -200,7 +200,7 @@ impl Entities {
             }
             Body::ChatRequested { chat } => {
                 emit.at(Kpi::ChatsRequested, [u, ev.region, u], Update::Count);
-                self.chats.entry(chat).or_insert(ChatState {
+                self.chats.entry(chat.into()).or_insert(ChatState {
                     requested_at: t,
                     region: ev.region,
                     joined: None,
@@ -209,7 +209,7 @@ impl Entities {
                 });
             }
             Body::ChatAgentJoined { chat, agent } => {
-                let Some(s) = self.chats.get_mut(&chat) else {
+                let Some(s) = self.chats.get_mut(&chat.into()) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -235,7 +235,7 @@ impl Entities {
                 }
             }
             Body::ChatEnded { chat } => {
-                let Some(s) = self.chats.get_mut(&chat) else {
+                let Some(s) = self.chats.get_mut(&chat.into()) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -291,7 +291,9 @@ impl Entities {
                 let dims = [ev.channel, ev.region, u];
                 emit.at(Kpi::CheckoutsStarted, dims, Update::Count);
                 emit.at(Kpi::CheckoutConversionRate, dims, Update::Count);
-                if let std::collections::hash_map::Entry::Vacant(v) = self.carts.entry(checkout) {
+                if let std::collections::hash_map::Entry::Vacant(v) =
+                    self.carts.entry(checkout.into())
+                {
                     v.insert(CartState {
                         channel: ev.channel,
                         region: ev.region,
@@ -302,7 +304,7 @@ impl Entities {
                 }
             }
             Body::CheckoutCompleted { checkout, value } => {
-                let Some(s) = self.carts.get_mut(&checkout) else {
+                let Some(s) = self.carts.get_mut(&checkout.into()) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -322,7 +324,7 @@ impl Entities {
             }
             Body::SubscriptionStarted { subscription } => {
                 if let std::collections::hash_map::Entry::Vacant(v) =
-                    self.subscriptions.entry(subscription)
+                    self.subscriptions.entry(subscription.into())
                 {
                     v.insert(SubscriptionState {
                         region: ev.region,
@@ -333,7 +335,7 @@ impl Entities {
                 }
             }
             Body::SubscriptionRenewed { subscription } => {
-                let Some(s) = self.subscriptions.get_mut(&subscription) else {
+                let Some(s) = self.subscriptions.get_mut(&subscription.into()) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -342,7 +344,7 @@ impl Entities {
                 }
             }
             Body::SubscriptionCancelled { subscription } => {
-                let Some(s) = self.subscriptions.get_mut(&subscription) else {
+                let Some(s) = self.subscriptions.get_mut(&subscription.into()) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -360,7 +362,7 @@ impl Entities {
 
     /// Fires a cart timer: a cart still pending is abandoned, observed at `due`.
     pub fn cart_timer(&mut self, due: Micros, checkout: Fp, obs: &mut Vec<Observation>) {
-        if let Some(s) = self.carts.get_mut(&checkout) {
+        if let Some(s) = self.carts.get_mut(&checkout.into()) {
             if s.outcome == CartOutcome::Pending {
                 s.outcome = CartOutcome::Abandoned;
                 s.last_seen = s.last_seen.max(due);

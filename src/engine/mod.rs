@@ -19,6 +19,7 @@ pub mod accum;
 pub mod churn;
 pub mod dedup;
 pub mod entities;
+pub mod fpmap;
 pub mod kpi;
 pub mod queue;
 pub mod sketch;

@@ -46,7 +46,14 @@ pub struct TimeQueue<T> {
     /// Later buckets, unsorted, by bucket number (`t >> BUCKET_SHIFT`).
     later: BTreeMap<i64, Vec<Entry<T>>>,
     len: usize,
+    /// Drained buckets' vectors, reused for new buckets so that a bucket
+    /// does not regrow (and copy) from empty each time.
+    #[serde(skip, default = "Vec::new")]
+    spare: Vec<Vec<Entry<T>>>,
 }
+
+/// Drained bucket vectors kept for reuse.
+const MAX_SPARE: usize = 16;
 
 impl<T> Default for TimeQueue<T> {
     fn default() -> Self {
@@ -55,6 +62,7 @@ impl<T> Default for TimeQueue<T> {
             front_bucket: i64::MIN,
             later: BTreeMap::new(),
             len: 0,
+            spare: Vec::new(),
         }
     }
 }
@@ -68,7 +76,11 @@ impl<T> TimeQueue<T> {
             let pos = self.front.partition_point(|e| e.key() > entry.key());
             self.front.insert(pos, entry);
         } else {
-            self.later.entry(bucket).or_default().push(entry);
+            let spare = &mut self.spare;
+            self.later
+                .entry(bucket)
+                .or_insert_with(|| spare.pop().unwrap_or_default())
+                .push(entry);
         }
         self.len += 1;
     }
@@ -80,7 +92,10 @@ impl<T> TimeQueue<T> {
         }
         if let Some((bucket, mut entries)) = self.later.pop_first() {
             entries.sort_unstable_by_key(|e| std::cmp::Reverse(e.key()));
-            self.front = entries;
+            let drained = std::mem::replace(&mut self.front, entries);
+            if self.spare.len() < MAX_SPARE && drained.capacity() > 0 {
+                self.spare.push(drained);
+            }
             self.front_bucket = bucket;
         }
     }

@@ -9,7 +9,6 @@
 
 use crate::time::Micros;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Identifies an input partition (a file, or a topic-partition).
 pub type PartitionId = u32;
@@ -25,7 +24,10 @@ struct PartitionClock {
 pub struct Watermarks {
     max_out_of_orderness: Micros,
     idle_timeout: Micros,
-    partitions: BTreeMap<PartitionId, PartitionClock>,
+    /// By partition id: a sorted vector, not a map, because it is read on
+    /// every event and scanned whenever the watermark may move (postcard
+    /// encodes it exactly as it encoded the map it replaced).
+    partitions: Vec<(PartitionId, PartitionClock)>,
     current: Micros,
     /// Wall time of the last message from any partition.
     last_activity: Micros,
@@ -36,7 +38,7 @@ impl Watermarks {
         Watermarks {
             max_out_of_orderness,
             idle_timeout,
-            partitions: BTreeMap::new(),
+            partitions: Vec::new(),
             current: Micros::MIN,
             last_activity: Micros::MIN,
         }
@@ -50,11 +52,28 @@ impl Watermarks {
     /// Registers a partition (on assignment): it holds the watermark back
     /// until it delivers data or goes idle.
     pub fn assign(&mut self, p: PartitionId, wall: Micros) {
-        self.partitions.entry(p).or_insert(PartitionClock {
-            max_ts: None,
-            last_activity: wall,
-            idle: false,
-        });
+        self.clock_of(p, wall);
+    }
+
+    /// The clock of `p`, registered at wall time `wall` if new.
+    fn clock_of(&mut self, p: PartitionId, wall: Micros) -> &mut PartitionClock {
+        let i = match self.partitions.binary_search_by_key(&p, |(id, _)| *id) {
+            Ok(i) => i,
+            Err(i) => {
+                let clock = PartitionClock {
+                    max_ts: None,
+                    last_activity: wall,
+                    idle: false,
+                };
+                self.partitions.insert(i, (p, clock));
+                i
+            }
+        };
+        &mut self.partitions[i].1
+    }
+
+    fn values(&self) -> impl Iterator<Item = &PartitionClock> {
+        self.partitions.iter().map(|(_, c)| c)
     }
 
     /// After a restore: the wall-clock activity of every partition restarts
@@ -62,7 +81,7 @@ impl Watermarks {
     /// all idle (which would advance the watermark with wall time before
     /// their backlog is read).
     pub fn resume(&mut self, wall: Micros) {
-        for c in self.partitions.values_mut() {
+        for (_, c) in &mut self.partitions {
             c.last_activity = wall;
             c.idle = false;
         }
@@ -71,14 +90,15 @@ impl Watermarks {
 
     /// Forgets a partition (on revocation).
     pub fn revoke(&mut self, p: PartitionId) {
-        self.partitions.remove(&p);
+        if let Ok(i) = self.partitions.binary_search_by_key(&p, |(id, _)| *id) {
+            self.partitions.remove(i);
+        }
     }
 
     /// Records a message from `p` at wall time `wall` (valid or not: any
     /// message shows the partition is alive).
     pub fn activity(&mut self, p: PartitionId, wall: Micros) {
-        self.assign(p, wall);
-        let c = self.partitions.get_mut(&p).expect("assigned above");
+        let c = self.clock_of(p, wall);
         c.last_activity = c.last_activity.max(wall);
         c.idle = false;
         self.last_activity = self.last_activity.max(wall);
@@ -91,19 +111,20 @@ impl Watermarks {
     /// (the pipeline watermark is at least the minimum over active ones).
     pub fn observe(&mut self, p: PartitionId, ts: Micros) -> bool {
         let ooo = self.max_out_of_orderness;
-        match self.partitions.get_mut(&p) {
-            Some(c) => {
+        match self.partitions.binary_search_by_key(&p, |(id, _)| *id) {
+            Ok(i) => {
+                let c = &mut self.partitions[i].1;
                 let before = c.max_ts.map_or(Micros::MIN, |m| m.saturating_sub(ooo));
                 c.max_ts = Some(c.max_ts.map_or(ts, |m| m.max(ts)));
                 before <= self.current
             }
-            None => true,
+            Err(_) => true,
         }
     }
 
     /// Re-evaluates idleness at wall time `wall` and recomputes the watermark.
     pub fn tick(&mut self, wall: Micros) -> Micros {
-        for c in self.partitions.values_mut() {
+        for (_, c) in &mut self.partitions {
             c.idle = wall.saturating_sub(c.last_activity) >= self.idle_timeout;
         }
         self.recompute(Some(wall))
@@ -117,18 +138,13 @@ impl Watermarks {
     fn recompute(&mut self, wall: Option<Micros>) -> Micros {
         let ooo = self.max_out_of_orderness;
         let of = |c: &PartitionClock| c.max_ts.map_or(Micros::MIN, |m| m.saturating_sub(ooo));
-        let active = self.partitions.values().filter(|c| !c.idle).map(of).min();
+        let active = self.values().filter(|c| !c.idle).map(of).min();
         let candidate = match active {
             Some(w) => w,
             None => {
                 // Every partition is idle: advance with wall time since the
                 // last message, from the furthest partition.
-                let furthest = self
-                    .partitions
-                    .values()
-                    .map(of)
-                    .max()
-                    .unwrap_or(Micros::MIN);
+                let furthest = self.values().map(of).max().unwrap_or(Micros::MIN);
                 match wall {
                     Some(wall) if furthest > Micros::MIN && self.last_activity > Micros::MIN => {
                         furthest.saturating_add(wall.saturating_sub(self.last_activity).max(0))
@@ -193,5 +209,27 @@ mod tests {
         // Still released once they really go quiet after the restart.
         assert_eq!(restored.tick(101_500), 490 + 1_500);
         assert!(w.tick(100_500) > 290, "the unresumed clocks count downtime");
+    }
+
+    #[test]
+    fn partitions_encode_as_the_map_they_replaced() {
+        // Checkpoints written when `partitions` was a BTreeMap still read.
+        let clock = |ts| PartitionClock {
+            max_ts: ts,
+            last_activity: 7,
+            idle: false,
+        };
+        let as_map: std::collections::BTreeMap<PartitionId, PartitionClock> =
+            [(3, clock(Some(5))), (9, clock(None))]
+                .into_iter()
+                .collect();
+        let mut w = Watermarks::new(10, 1_000);
+        w.activity(9, 7);
+        w.activity(3, 7);
+        w.observe(3, 5);
+        assert_eq!(
+            postcard::to_stdvec(&w.partitions).unwrap(),
+            postcard::to_stdvec(&as_map).unwrap()
+        );
     }
 }

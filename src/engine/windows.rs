@@ -18,12 +18,14 @@
 //! window built from it has taken it.
 
 use super::accum::{Acc, Update};
+use super::fpmap::FpBuildHasher;
 use super::kpi::{read, Dim, Kpi, KpiKind, Reading};
 use crate::intern::Sym;
 use crate::time::Micros;
 use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A configured window: `[k·step, k·step + size)`, aligned to the epoch.
@@ -133,7 +135,25 @@ pub struct Row {
     pub revision: u32,
 }
 
-type PaneKey = (Kpi, Dims);
+/// A pane entry: the KPI and the observation's own dimension values.
+/// Hashed as one `u128` with [`FpBuildHasher`]'s single multiply (a pane
+/// update is the engine's hottest map access); ordered (and encoded) like
+/// the `(kpi, dims)` tuple it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct PaneKey {
+    kpi: Kpi,
+    dims: Dims,
+}
+
+impl std::hash::Hash for PaneKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let [a, b, c] = self.dims.map(|s| u128::from(s.0));
+        state.write_u128((u128::from(self.kpi as u8) << 96) | (a << 64) | (b << 32) | c);
+    }
+}
+
+/// One pane's entries.
+type Pane = HashMap<PaneKey, Acc, FpBuildHasher>;
 type RowKey = (Kpi, GroupKey);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -337,7 +357,7 @@ impl Windows {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WindowState {
     pub spec: WindowSpec,
-    panes: BTreeMap<i64, AHashMap<PaneKey, Acc>>,
+    panes: BTreeMap<i64, Pane>,
     /// Every window with `end <= fired_through` has fired (or was empty).
     fired_through: Micros,
     fired: BTreeMap<Micros, FiredWindow>,
@@ -417,7 +437,10 @@ impl WindowState {
             self.panes
                 .entry(k)
                 .or_default()
-                .entry((obs.kpi, *dims))
+                .entry(PaneKey {
+                    kpi: obs.kpi,
+                    dims: *dims,
+                })
                 .or_default()
                 .apply(obs.update);
         }
@@ -546,7 +569,7 @@ impl WindowState {
             entries.clear();
             entries.extend(pane.iter());
             entries.sort_unstable_by_key(|e| e.0);
-            for ((kpi, dims), acc) in entries.iter().copied() {
+            for (PaneKey { kpi, dims }, acc) in entries.iter().copied() {
                 for &set in sets.for_kpi(*kpi) {
                     rows.entry((*kpi, sets.key(set, dims)))
                         .or_default()
