@@ -20,6 +20,28 @@ use std::fmt;
 /// sums to anything near `f64::MAX`.
 pub const MAX_ORDER_VALUE: f64 = 1e15;
 
+/// Every field of the event contract (any other field is ignored), in the
+/// order of the fast parser's duplicate mask.
+pub const FIELDS: [&str; 17] = [
+    "event_id",
+    "type",
+    "ts",
+    "region",
+    "channel",
+    "ticket_id",
+    "customer_id",
+    "author",
+    "public",
+    "agent_id",
+    "chat_id",
+    "survey",
+    "score",
+    "checkout_id",
+    "order_id",
+    "value",
+    "subscription_id",
+];
+
 /// Why an input was rejected. The reason names the field where there is one.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
@@ -359,28 +381,101 @@ mod flat {
             .map(|j| i + j)
     }
 
-    /// The slot of a known field and its bit in the duplicate mask.
-    fn slot<'r, 'a>(raw: &'r mut RawEvent<'a>, key: &str) -> Option<(u32, &'r mut Field<'a>)> {
-        Some(match key {
-            "event_id" => (1 << 0, &mut raw.event_id),
-            "type" => (1 << 1, &mut raw.kind),
-            "ts" => (1 << 2, &mut raw.ts),
-            "region" => (1 << 3, &mut raw.region),
-            "channel" => (1 << 4, &mut raw.channel),
-            "ticket_id" => (1 << 5, &mut raw.ticket_id),
-            "customer_id" => (1 << 6, &mut raw.customer_id),
-            "author" => (1 << 7, &mut raw.author),
-            "public" => (1 << 8, &mut raw.public),
-            "agent_id" => (1 << 9, &mut raw.agent_id),
-            "chat_id" => (1 << 10, &mut raw.chat_id),
-            "survey" => (1 << 11, &mut raw.survey),
-            "score" => (1 << 12, &mut raw.score),
-            "checkout_id" => (1 << 13, &mut raw.checkout_id),
-            "order_id" => (1 << 14, &mut raw.order_id),
-            "value" => (1 << 15, &mut raw.value),
-            "subscription_id" => (1 << 16, &mut raw.subscription_id),
-            _ => return None,
-        })
+    use super::FIELDS as KEYS;
+
+    /// The field of `KEYS[k]`.
+    fn slot<'r, 'a>(raw: &'r mut RawEvent<'a>, k: usize) -> &'r mut Field<'a> {
+        match k {
+            0 => &mut raw.event_id,
+            1 => &mut raw.kind,
+            2 => &mut raw.ts,
+            3 => &mut raw.region,
+            4 => &mut raw.channel,
+            5 => &mut raw.ticket_id,
+            6 => &mut raw.customer_id,
+            7 => &mut raw.author,
+            8 => &mut raw.public,
+            9 => &mut raw.agent_id,
+            10 => &mut raw.chat_id,
+            11 => &mut raw.survey,
+            12 => &mut raw.score,
+            13 => &mut raw.checkout_id,
+            14 => &mut raw.order_id,
+            15 => &mut raw.value,
+            _ => &mut raw.subscription_id,
+        }
+    }
+
+    /// A known key and its closing quote as two little-endian words and
+    /// the masks of the bytes that belong to it (every key is < 16 bytes).
+    #[derive(Clone, Copy)]
+    struct KeyPattern {
+        words: [u64; 2],
+        masks: [u64; 2],
+        len: usize,
+    }
+
+    const fn pattern(name: &str) -> KeyPattern {
+        let b = name.as_bytes();
+        let mut p = KeyPattern {
+            words: [0; 2],
+            masks: [0; 2],
+            len: b.len(),
+        };
+        let mut i = 0;
+        while i <= b.len() {
+            let byte = if i < b.len() { b[i] } else { b'"' };
+            p.words[i / 8] |= (byte as u64) << (8 * (i % 8));
+            p.masks[i / 8] |= 0xff << (8 * (i % 8));
+            i += 1;
+        }
+        p
+    }
+
+    const PATTERNS: [KeyPattern; 17] = {
+        let mut out = [pattern(""); 17];
+        let mut k = 0;
+        while k < 17 {
+            out[k] = pattern(KEYS[k]);
+            k += 1;
+        }
+        out
+    };
+
+    impl Cursor<'_> {
+        /// An object key: `Some(Some(k))` for `KEYS[k]`, `Some(None)` for a
+        /// field events do not have. A known key written plainly is matched
+        /// in place against its [`KeyPattern`] (two masked word compares,
+        /// chosen by its first letter); anything else goes through
+        /// [`Cursor::string`], which declines escapes.
+        fn key(&mut self) -> Option<Option<usize>> {
+            if let Some(chunk) = self.b.get(self.i..self.i + 17) {
+                let word =
+                    |at: usize| u64::from_le_bytes(chunk[at..at + 8].try_into().expect("8 bytes"));
+                let candidates: &[u8] = match (chunk[0], chunk[1]) {
+                    (b'"', b'e') => &[0],
+                    (b'"', b't') => &[1, 2, 5],
+                    (b'"', b'r') => &[3],
+                    (b'"', b'c') => &[4, 6, 10, 13],
+                    (b'"', b'a') => &[7, 9],
+                    (b'"', b'p') => &[8],
+                    (b'"', b's') => &[11, 12, 16],
+                    (b'"', b'o') => &[14],
+                    (b'"', b'v') => &[15],
+                    _ => &[],
+                };
+                let (w0, w1) = (word(1), word(9));
+                for &k in candidates {
+                    let p = &PATTERNS[k as usize];
+                    if w0 & p.masks[0] == p.words[0] && w1 & p.masks[1] == p.words[1] {
+                        self.i += p.len + 2;
+                        return Some(Some(k as usize));
+                    }
+                }
+            }
+            let key = self.string()?;
+            Some(KEYS.iter().position(|k| *k == key))
+        }
     }
 
     /// Parses a flat object, or declines (`None`).
@@ -402,17 +497,18 @@ mod flat {
         } else {
             loop {
                 p.ws();
-                let key = p.string()?;
+                let key = p.key()?;
                 p.ws();
                 p.eat(b':')?;
                 p.ws();
                 let value = p.value()?;
-                if let Some((bit, field)) = slot(&mut raw, key) {
+                if let Some(k) = key {
+                    let bit = 1u32 << k;
                     if seen & bit != 0 {
                         return None; // serde reports the duplicate
                     }
                     seen |= bit;
-                    *field = value;
+                    *slot(&mut raw, k) = value;
                 }
                 p.ws();
                 match p.next()? {
@@ -742,6 +838,29 @@ mod tests {
             let e = err(&line);
             assert_eq!(e.field(), Some(field), "{line}: {e}");
             assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_key_and_its_near_misses_read_as_serde_reads_them() {
+        let mut keys: Vec<String> = Vec::new();
+        for k in super::FIELDS {
+            keys.push(k.into());
+            keys.push(format!("{k}x"));
+            keys.push(k[..k.len() - 1].into());
+            keys.push(format!("x{k}"));
+            keys.push(k.to_uppercase());
+        }
+        for key in &keys {
+            // Known or not, first or last, with room for the word compare or not.
+            for line in [
+                format!(r#"{{"{key}": "v", "zz": "e-1", "yy": "chat.ended", "xx": 1}}"#),
+                format!(r#"{{"zz": 1, "{key}": 7}}"#),
+                format!(r#"{{"{key}":1}}"#),
+            ] {
+                assert!(flat::parse(line.as_bytes()).is_some(), "{line}");
+                assert_flat_agrees(line.as_bytes());
+            }
         }
     }
 

@@ -40,26 +40,8 @@ use proptest::sample::{select, Index};
 use serde_json::Value as J;
 use std::sync::OnceLock;
 
-/// Every field of the contract (what a field-naming error may name).
-static FIELDS: [&str; 17] = [
-    "event_id",
-    "type",
-    "ts",
-    "region",
-    "channel",
-    "ticket_id",
-    "customer_id",
-    "author",
-    "public",
-    "agent_id",
-    "chat_id",
-    "survey",
-    "score",
-    "checkout_id",
-    "order_id",
-    "value",
-    "subscription_id",
-];
+// Every field of the contract (what a field-naming error may name).
+use cxpulse::decode::FIELDS;
 
 use common::EVENT_TYPES as TYPES;
 

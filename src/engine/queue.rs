@@ -10,7 +10,10 @@
 //! `O(b log b)` for its `b` items, in cache.
 //!
 //! The order is exactly the heap's: ascending `(time, seq)`, every key
-//! distinct (`seq` is an arrival counter).
+//! distinct (`seq` is an arrival counter). Because items reach a bucket in
+//! `seq` order, a bucket is sorted as `u64` keys `(time within the bucket,
+//! position)` and then permuted once, instead of moving whole items
+//! through a comparison sort.
 
 use crate::time::Micros;
 use serde::{Deserialize, Serialize};
@@ -23,7 +26,7 @@ const BUCKET_SHIFT: u32 = 16;
 pub const BUCKET_SPAN: Micros = 1 << BUCKET_SHIFT;
 
 /// One queued item and its ordering key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Entry<T> {
     t: Micros,
     seq: u64,
@@ -50,6 +53,9 @@ pub struct TimeQueue<T> {
     /// does not regrow (and copy) from empty each time.
     #[serde(skip, default = "Vec::new")]
     spare: Vec<Vec<Entry<T>>>,
+    /// Scratch for sorting a bucket.
+    #[serde(skip)]
+    keys: Vec<u64>,
 }
 
 /// Drained bucket vectors kept for reuse.
@@ -63,11 +69,12 @@ impl<T> Default for TimeQueue<T> {
             later: BTreeMap::new(),
             len: 0,
             spare: Vec::new(),
+            keys: Vec::new(),
         }
     }
 }
 
-impl<T> TimeQueue<T> {
+impl<T: Copy> TimeQueue<T> {
     pub fn push(&mut self, t: Micros, seq: u64, item: T) {
         let entry = Entry { t, seq, item };
         let bucket = t >> BUCKET_SHIFT;
@@ -90,14 +97,35 @@ impl<T> TimeQueue<T> {
         if !self.front.is_empty() {
             return;
         }
-        if let Some((bucket, mut entries)) = self.later.pop_first() {
-            entries.sort_unstable_by_key(|e| std::cmp::Reverse(e.key()));
-            let drained = std::mem::replace(&mut self.front, entries);
-            if self.spare.len() < MAX_SPARE && drained.capacity() > 0 {
-                self.spare.push(drained);
-            }
-            self.front_bucket = bucket;
+        let Some((bucket, mut entries)) = self.later.pop_first() else {
+            return;
+        };
+        // Entries arrived in `seq` order, so (time, position) sorts them
+        // by (time, seq); the time fits in BUCKET_SHIFT bits of the bucket.
+        let base = bucket << BUCKET_SHIFT;
+        debug_assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
+        debug_assert!(entries.len() < 1 << 32);
+        let keys = &mut self.keys;
+        keys.clear();
+        keys.extend(
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (((e.t - base) as u64) << 32) | i as u64),
+        );
+        keys.sort_unstable();
+        // The front is drained from its tail: descending order.
+        self.front.clear();
+        self.front.extend(
+            keys.iter()
+                .rev()
+                .map(|k| entries[(k & 0xffff_ffff) as usize]),
+        );
+        entries.clear();
+        if self.spare.len() < MAX_SPARE {
+            self.spare.push(entries);
         }
+        self.front_bucket = bucket;
     }
 
     /// Time of the earliest item.

@@ -418,11 +418,12 @@ impl WindowState {
         } = *at;
         let step = self.spec.step;
         let size = self.spec.size;
-        let m = self.spec.panes_per_window();
         let k = obs.t.div_euclid(step);
-        // Windows containing t end at (k-j)·step + size for j in 0..m; the
-        // fired ones are those with end <= fired_through.
+        // Windows containing t end at (k-j)·step + size for j in 0..m (m =
+        // size / step), from newest_end down to oldest_end = (k+1)·step;
+        // the fired ones are those with end <= fired_through.
         let newest_end = k * step + size;
+        let oldest_end = (k + 1) * step;
         if newest_end > self.fired_through {
             // The earliest window containing t that has not fired holds data.
             let end = (k + 1).saturating_mul(step).max(self.after_fired());
@@ -444,12 +445,11 @@ impl WindowState {
                 .or_default()
                 .apply(obs.update);
         }
-        if newest_end - (m - 1) * step > self.fired_through {
+        if oldest_end > self.fired_through {
             return false; // no fired window contains t: the in-order case
         }
         let mut dropped = false;
         let mut end = (newest_end.min(self.fired_through)).div_euclid(step) * step;
-        let oldest_end = newest_end - (m - 1) * step;
         while end >= oldest_end {
             if end.saturating_add(allowed_lateness) <= watermark {
                 dropped = true;
