@@ -442,6 +442,22 @@ mod flat {
         out
     };
 
+    /// Indices in `KEYS` of the keys starting with `letter`.
+    pub(super) fn keys_starting_with(letter: u8) -> &'static [u8] {
+        match letter {
+            b'e' => &[0],
+            b't' => &[1, 2, 5],
+            b'r' => &[3],
+            b'c' => &[4, 6, 10, 13],
+            b'a' => &[7, 9],
+            b'p' => &[8],
+            b's' => &[11, 12, 16],
+            b'o' => &[14],
+            b'v' => &[15],
+            _ => &[],
+        }
+    }
+
     impl Cursor<'_> {
         /// An object key: `Some(Some(k))` for `KEYS[k]`, `Some(None)` for a
         /// field events do not have. A known key written plainly is matched
@@ -452,17 +468,10 @@ mod flat {
             if let Some(chunk) = self.b.get(self.i..self.i + 17) {
                 let word =
                     |at: usize| u64::from_le_bytes(chunk[at..at + 8].try_into().expect("8 bytes"));
-                let candidates: &[u8] = match (chunk[0], chunk[1]) {
-                    (b'"', b'e') => &[0],
-                    (b'"', b't') => &[1, 2, 5],
-                    (b'"', b'r') => &[3],
-                    (b'"', b'c') => &[4, 6, 10, 13],
-                    (b'"', b'a') => &[7, 9],
-                    (b'"', b'p') => &[8],
-                    (b'"', b's') => &[11, 12, 16],
-                    (b'"', b'o') => &[14],
-                    (b'"', b'v') => &[15],
-                    _ => &[],
+                let candidates = if chunk[0] == b'"' {
+                    keys_starting_with(chunk[1])
+                } else {
+                    &[]
                 };
                 let (w0, w1) = (word(1), word(9));
                 for &k in candidates {
@@ -838,6 +847,21 @@ mod tests {
             let e = err(&line);
             assert_eq!(e.field(), Some(field), "{line}: {e}");
             assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_key_is_a_candidate_under_its_first_letter() {
+        for letter in 0..=u8::MAX {
+            let want: Vec<u8> = (0..super::FIELDS.len() as u8)
+                .filter(|&k| super::FIELDS[k as usize].as_bytes()[0] == letter)
+                .collect();
+            assert_eq!(
+                flat::keys_starting_with(letter),
+                &want[..],
+                "{}",
+                letter as char
+            );
         }
     }
 

@@ -55,9 +55,14 @@ impl Watermarks {
         self.clock_of(p, wall);
     }
 
+    /// Where `p` is (`Ok`) or would be inserted (`Err`) in `partitions`.
+    fn find(&self, p: PartitionId) -> Result<usize, usize> {
+        self.partitions.binary_search_by_key(&p, |(id, _)| *id)
+    }
+
     /// The clock of `p`, registered at wall time `wall` if new.
     fn clock_of(&mut self, p: PartitionId, wall: Micros) -> &mut PartitionClock {
-        let i = match self.partitions.binary_search_by_key(&p, |(id, _)| *id) {
+        let i = match self.find(p) {
             Ok(i) => i,
             Err(i) => {
                 let clock = PartitionClock {
@@ -90,7 +95,7 @@ impl Watermarks {
 
     /// Forgets a partition (on revocation).
     pub fn revoke(&mut self, p: PartitionId) {
-        if let Ok(i) = self.partitions.binary_search_by_key(&p, |(id, _)| *id) {
+        if let Ok(i) = self.find(p) {
             self.partitions.remove(i);
         }
     }
@@ -111,7 +116,7 @@ impl Watermarks {
     /// (the pipeline watermark is at least the minimum over active ones).
     pub fn observe(&mut self, p: PartitionId, ts: Micros) -> bool {
         let ooo = self.max_out_of_orderness;
-        match self.partitions.binary_search_by_key(&p, |(id, _)| *id) {
+        match self.find(p) {
             Ok(i) => {
                 let c = &mut self.partitions[i].1;
                 let before = c.max_ts.map_or(Micros::MIN, |m| m.saturating_sub(ooo));

@@ -24,8 +24,7 @@ use crate::intern::Sym;
 use crate::time::Micros;
 use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// A configured window: `[k·step, k·step + size)`, aligned to the epoch.
@@ -426,14 +425,13 @@ impl WindowState {
         let oldest_end = (k + 1) * step;
         if newest_end > self.fired_through {
             // The earliest window containing t that has not fired holds data.
-            let end = (k + 1).saturating_mul(step).max(self.after_fired());
+            let end = oldest_end.max(self.after_fired());
             self.next_fire = Some(self.next_fire.map_or(end, |f| f.min(end)));
         }
-        // The pane is needed by an unfired window of this size, or by a
-        // window rolled up from this one that has not taken it yet; slots
-        // not rolled up here yet are in the source's panes.
-        let needed =
-            newest_end > self.fired_through || (k + 1).saturating_mul(step) > self.retain_from;
+        // The pane (which ends at oldest_end) is needed by an unfired window
+        // of this size, or by a window rolled up from this one that has not
+        // taken it yet; slots not rolled up here yet are in the source's panes.
+        let needed = newest_end > self.fired_through || oldest_end > self.retain_from;
         if needed && obs.t < self.rolled_up_through {
             self.panes
                 .entry(k)
