@@ -43,6 +43,12 @@ fn minor_faults() -> u64 {
         .unwrap_or(0)
 }
 
+/// Smallest and largest of `v`.
+fn span(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, 0.0), |(lo, hi), x| (lo.min(*x), hi.max(*x)))
+}
+
 fn main() {
     let events: usize = env("EVENTS", 1_000_000);
     let rate: f64 = env("RATE", 2_000.0);
@@ -71,8 +77,7 @@ fn main() {
     // times on the same input and the best run is reported with the worst.
     let runs: usize = env("RUNS", 3).max(1);
     let report = |name: &str, times: &[f64], events: usize, extra: String| {
-        let best = times.iter().copied().fold(f64::INFINITY, f64::min);
-        let worst = times.iter().copied().fold(0.0, f64::max);
+        let (best, worst) = span(times);
         println!(
             "{name:>15}: {:>10.0} events/s  (best of {} runs: {best:.3} s, worst {worst:.3} s{extra})",
             events as f64 / best,
@@ -137,17 +142,10 @@ fn main() {
         flushes.push(flush.elapsed().as_secs_f64());
         faults.push(minor_faults() - before);
     }
-    report(
-        "engine only",
-        &times,
-        valid,
-        format!(
-            "; end-of-input flush {:.3}-{:.3} s; page faults {:?}",
-            flushes.iter().copied().fold(f64::INFINITY, f64::min),
-            flushes.iter().copied().fold(0.0, f64::max),
-            faults
-        ),
-    );
+    report("engine only", &times, valid, {
+        let (lo, hi) = span(&flushes);
+        format!("; end-of-input flush {lo:.3}-{hi:.3} s; page faults {faults:?}")
+    });
 
     let mut times = Vec::new();
     let mut out = Vec::new();
