@@ -259,7 +259,7 @@ pub fn parse(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
 /// and their messages are serde's. Numbers other than short unsigned
 /// integers are handed to serde token by token.
 mod flat {
-    use super::{Field, RawEvent};
+    use super::{Field, RawEvent, FIELDS as KEYS};
     use std::borrow::Cow;
 
     /// Bytes not yet consumed. The line is validated as UTF-8 once, up
@@ -381,8 +381,6 @@ mod flat {
             .map(|j| i + j)
     }
 
-    use super::FIELDS as KEYS;
-
     /// The field of `KEYS[k]`.
     fn slot<'r, 'a>(raw: &'r mut RawEvent<'a>, k: usize) -> &'r mut Field<'a> {
         match k {
@@ -432,10 +430,10 @@ mod flat {
         p
     }
 
-    const PATTERNS: [KeyPattern; 17] = {
-        let mut out = [pattern(""); 17];
+    const PATTERNS: [KeyPattern; KEYS.len()] = {
+        let mut out = [pattern(""); KEYS.len()];
         let mut k = 0;
-        while k < 17 {
+        while k < KEYS.len() {
             out[k] = pattern(KEYS[k]);
             k += 1;
         }
