@@ -97,6 +97,9 @@ async fn metrics_match_the_documented_names() {
     };
     m.observe_event("cx.surveys", &survey);
     m.messages_consumed.with_label_values(&["cx.surveys"]).inc();
+    m.messages_redelivered
+        .with_label_values(&["cx.surveys"])
+        .inc();
     m.observe_samples(&[(Kpi::ChatWaitTime, 42.0), (Kpi::FirstReplyTime, 600.0)]);
     m.observe_invalid("cx.chats", "not_json");
     m.set_partition("cx.chats", 0, Some(NOW), false);

@@ -92,6 +92,7 @@ pub struct Metrics {
     // Pipeline.
     ready_gauge: IntGauge,
     pub messages_consumed: IntCounterVec,
+    pub messages_redelivered: IntCounterVec,
     invalid: IntCounterVec,
     late: IntCounter,
     late_dropped: IntCounter,
@@ -221,7 +222,12 @@ impl Metrics {
             ready_gauge: int_gauge("cxpulse_ready", "1 when /readyz answers 200."),
             messages_consumed: counter_vec(
                 "cxpulse_messages_consumed_total",
-                "Messages received from the input topics.",
+                "Messages received from the input topics (re-deliveries included).",
+                &["topic"],
+            ),
+            messages_redelivered: counter_vec(
+                "cxpulse_messages_redelivered_total",
+                "Messages received again after a rebalance or a resumed partition and skipped: already in the engine.",
                 &["topic"],
             ),
             invalid: counter_vec(

@@ -261,6 +261,10 @@ impl Processor {
             // Re-delivered after a rebalance gave the partition back:
             // the engine already has it (see commit.rs).
             self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+            metrics
+                .messages_redelivered
+                .with_label_values(&[&topic])
+                .inc();
             return Ok(());
         }
         self.stats.processed.fetch_add(1, Ordering::Relaxed);
