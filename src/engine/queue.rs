@@ -14,10 +14,17 @@
 //! `seq` order, a bucket is sorted as `u64` keys `(time within the bucket,
 //! position)` and then permuted once, instead of moving whole items
 //! through a comparison sort.
+//!
+//! The waiting buckets are found by a hash map (a push lands in one of the
+//! few hundred buckets within the out-of-orderness bound, at random when
+//! events are disordered: a B-tree search there cost more than the rest of
+//! the push); their numbers are also kept in order, touched only when a
+//! bucket is created or taken.
 
 use crate::time::Micros;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use ahash::AHashMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Bucket width in µs as a power of two: 2^16 µs ≈ 65 ms.
 const BUCKET_SHIFT: u32 = 16;
@@ -47,7 +54,7 @@ pub struct TimeQueue<T> {
     front: Vec<Entry<T>>,
     front_bucket: i64,
     /// Later buckets, unsorted, by bucket number (`t >> BUCKET_SHIFT`).
-    later: BTreeMap<i64, Vec<Entry<T>>>,
+    later: Buckets<T>,
     len: usize,
     /// Drained buckets' vectors, reused for new buckets so that a bucket
     /// does not regrow (and copy) from empty each time.
@@ -66,7 +73,7 @@ impl<T> Default for TimeQueue<T> {
         TimeQueue {
             front: Vec::new(),
             front_bucket: i64::MIN,
-            later: BTreeMap::new(),
+            later: Buckets::default(),
             len: 0,
             spare: Vec::new(),
             keys: Vec::new(),
@@ -85,8 +92,7 @@ impl<T: Copy> TimeQueue<T> {
         } else {
             let spare = &mut self.spare;
             self.later
-                .entry(bucket)
-                .or_insert_with(|| spare.pop().unwrap_or_default())
+                .get_or_insert(bucket, || spare.pop().unwrap_or_default())
                 .push(entry);
         }
         self.len += 1;
@@ -152,6 +158,61 @@ impl<T: Copy> TimeQueue<T> {
     }
 }
 
+/// The waiting buckets (see the module docs). Serialized as the
+/// `BTreeMap<bucket, entries>` they once were: a map in ascending bucket
+/// order, so the state format does not depend on this layout.
+#[derive(Debug, Clone)]
+struct Buckets<T> {
+    map: AHashMap<i64, Vec<Entry<T>>>,
+    order: BTreeSet<i64>,
+}
+
+impl<T> Default for Buckets<T> {
+    fn default() -> Self {
+        Buckets {
+            map: AHashMap::new(),
+            order: BTreeSet::new(),
+        }
+    }
+}
+
+impl<T> Buckets<T> {
+    fn get_or_insert(
+        &mut self,
+        bucket: i64,
+        new: impl FnOnce() -> Vec<Entry<T>>,
+    ) -> &mut Vec<Entry<T>> {
+        let order = &mut self.order;
+        self.map.entry(bucket).or_insert_with(|| {
+            order.insert(bucket);
+            new()
+        })
+    }
+
+    /// Removes and returns the earliest bucket.
+    fn pop_first(&mut self) -> Option<(i64, Vec<Entry<T>>)> {
+        let bucket = self.order.pop_first()?;
+        let entries = self.map.remove(&bucket)?;
+        Some((bucket, entries))
+    }
+}
+
+impl<T: Serialize> Serialize for Buckets<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.order.iter().map(|b| (b, &self.map[b])))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Buckets<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let sorted = BTreeMap::<i64, Vec<Entry<T>>>::deserialize(d)?;
+        Ok(Buckets {
+            order: sorted.keys().copied().collect(),
+            map: sorted.into_iter().collect(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +248,27 @@ mod tests {
                 prop_assert_eq!(q.pop_at(t), Some(item));
             }
             prop_assert!(q.is_empty());
+        }
+
+        /// The waiting buckets encode exactly as the `BTreeMap` they were
+        /// (checkpoints keep their format), and decode to the same queue.
+        #[test]
+        fn buckets_encode_as_a_sorted_map(ts in proptest::collection::vec(0i64..2_000_000, 0..200)) {
+            let mut q = TimeQueue::default();
+            let mut map: BTreeMap<i64, Vec<Entry<u32>>> = BTreeMap::new();
+            for (seq, t) in ts.iter().enumerate() {
+                q.push(*t, seq as u64, seq as u32);
+                map.entry(t >> BUCKET_SHIFT).or_default().push(Entry { t: *t, seq: seq as u64, item: seq as u32 });
+            }
+            let bytes = postcard::to_stdvec(&q.later).unwrap();
+            prop_assert_eq!(&bytes, &postcard::to_stdvec(&map).unwrap());
+            let mut back: TimeQueue<u32> = postcard::from_bytes(&postcard::to_stdvec(&q).unwrap()).unwrap();
+            let mut sorted: Vec<(i64, u64)> = ts.iter().enumerate().map(|(i, t)| (*t, i as u64)).collect();
+            sorted.sort_unstable();
+            for (t, seq) in sorted {
+                prop_assert_eq!(back.pop_at(t), Some(seq as u32));
+            }
+            prop_assert!(back.next_time().is_none());
         }
     }
 }

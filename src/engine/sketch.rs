@@ -108,18 +108,21 @@ impl Store {
         }
     }
 
-    /// Non-empty buckets in ascending index order.
-    fn buckets(&self) -> Box<dyn DoubleEndedIterator<Item = (i32, u64)> + '_> {
-        match self {
-            Store::Sparse(b) => Box::new(b.iter().copied()),
-            Store::Dense { offset, counts } => Box::new(
-                counts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &n)| n > 0)
-                    .map(move |(j, &n)| (*offset + j as i32, n)),
-            ),
-        }
+    /// Non-empty buckets in ascending index order. One iterator type for
+    /// both representations (one side is empty), so a quantile walk neither
+    /// allocates nor dispatches dynamically per bucket.
+    fn buckets(&self) -> impl DoubleEndedIterator<Item = (i32, u64)> + '_ {
+        let (sparse, offset, counts): (&[(i32, u64)], i32, &[u64]) = match self {
+            Store::Sparse(b) => (b, 0, &[]),
+            Store::Dense { offset, counts } => (&[], *offset, counts),
+        };
+        sparse.iter().copied().chain(
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(_, &n)| n > 0)
+                .map(move |(j, &n)| (offset + j as i32, n)),
+        )
     }
 }
 
@@ -143,6 +146,11 @@ fn bucket_value(index: i32) -> f64 {
 }
 
 impl QuantileSketch {
+    /// Not inlined on purpose: inlined into the pane update, LLVM hoisted
+    /// both `ln(value)` and `ln(-value)` above the match on the update
+    /// kind (`ln` has no side effects), so every observation of every KPI
+    /// paid two logarithms that only samples (under a tenth of them) need.
+    #[inline(never)]
     pub fn add(&mut self, value: f64) {
         self.count += 1;
         if value > 0.0 {

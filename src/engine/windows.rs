@@ -371,6 +371,19 @@ pub struct WindowState {
     retain_from: Micros,
     /// End of the next window that holds data and has not fired.
     next_fire: Option<Micros>,
+    /// The slot (pane) of the last observation: consecutive observations
+    /// mostly share it, and finding it anew costs a 64-bit division.
+    #[serde(skip)]
+    last_slot: Slot,
+}
+
+/// A slot of one step, `[start, start + step)`, and its number `k`
+/// (`start = k·step`). The default contains no time.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    k: i64,
+    start: Micros,
+    end: Micros,
 }
 
 /// A row changed by a late observation, to be re-emitted.
@@ -393,7 +406,25 @@ impl WindowState {
             rolled_up_through: Micros::MAX,
             retain_from: Micros::MAX,
             next_fire: None,
+            last_slot: Slot::default(),
         }
+    }
+
+    /// Number of the slot containing `t` (`⌊t / step⌋`).
+    fn slot_of(&mut self, t: Micros) -> i64 {
+        let s = self.last_slot;
+        if s.start <= t && t < s.end {
+            return s.k;
+        }
+        let step = self.spec.step;
+        let k = t.div_euclid(step);
+        let start = k.saturating_mul(step);
+        self.last_slot = Slot {
+            k,
+            start,
+            end: start.saturating_add(step),
+        };
+        k
     }
 
     /// Adds an observation. Windows not yet fired get it through their pane
@@ -417,15 +448,21 @@ impl WindowState {
         } = *at;
         let step = self.spec.step;
         let size = self.spec.size;
-        let k = obs.t.div_euclid(step);
+        let k = self.slot_of(obs.t);
         // Windows containing t end at (k-j)·step + size for j in 0..m (m =
         // size / step), from newest_end down to oldest_end = (k+1)·step;
         // the fired ones are those with end <= fired_through.
         let newest_end = k * step + size;
         let oldest_end = (k + 1) * step;
         if newest_end > self.fired_through {
-            // The earliest window containing t that has not fired holds data.
-            let end = oldest_end.max(self.after_fired());
+            // The earliest window containing t that has not fired holds
+            // data: the oldest one if it is after fired_through (in order:
+            // no division needed), else the first one after it.
+            let end = if oldest_end > self.fired_through {
+                oldest_end
+            } else {
+                self.after_fired()
+            };
             self.next_fire = Some(self.next_fire.map_or(end, |f| f.min(end)));
         }
         // The pane (which ends at oldest_end) is needed by an unfired window
