@@ -1277,6 +1277,53 @@ fn orphans_are_counted_and_change_nothing() {
     assert_eq!(out.counters.invalid, 0);
 }
 
+/// Entity TTL (README, "Entity TTL"): state idle for longer than
+/// `entity_ttl` is gone for the next event, whenever the last sweep ran.
+/// With a 1h TTL the sweeps run every 6 minutes of event time; t1's reply
+/// comes 90 s past its TTL, before any sweep could have dropped it.
+#[test]
+fn entity_idle_past_its_ttl_is_gone_for_the_next_event() {
+    let cfg = cxpulse::config::Config::from_toml(
+        "[engine]\nentity_ttl = \"1h\"\nwindows = [ { size = \"10m\", step = \"10m\" } ]\ngrouping_sets = [[]]\n",
+    )
+    .unwrap();
+    let mut ev = Events::new();
+    for id in ["t1", "t2"] {
+        ev.add(
+            "ticket.opened",
+            0,
+            json!({"ticket_id": id, "customer_id": "c", "channel": "email"}),
+        );
+    }
+    ev.add(
+        "subscription.started",
+        0,
+        json!({"subscription_id": "s1", "customer_id": "c"}),
+    );
+    let reply = json!({"author": "agent", "agent_id": "a"});
+    let mut r2 = reply.clone();
+    r2["ticket_id"] = json!("t2");
+    ev.add("ticket.replied", 3600, r2); // idle exactly the TTL: still there
+    let mut r1 = reply.clone();
+    r1["ticket_id"] = json!("t1");
+    ev.add("ticket.replied", 3690, r1); // idle 1h 1m 30s: gone
+                                        // An active subscription is never dropped, however quiet.
+    ev.add(
+        "subscription.renewed",
+        3700,
+        json!({"subscription_id": "s1"}),
+    );
+    let out = ev.run(&cfg);
+    assert!(out.invalid.is_empty(), "{:?}", out.invalid);
+    assert_eq!(out.counters.orphans, 1);
+    assert!(out.counters.evicted_entities >= 1);
+    let r = Rows::of(&out);
+    let first_reply = r.get("first_reply_time_seconds", 3600, &[]);
+    assert_eq!(first_reply.count, 1, "only t2's reply: {first_reply:?}");
+    r.none("first_reply_time_seconds", 3000, &[]);
+    assert_ratio(r.get("renewal_rate", 3600, &[]), 1, 1);
+}
+
 #[test]
 fn every_kpi_name_is_covered_by_these_tests() {
     // A guard so that a renamed or missing KPI shows up here.

@@ -3,7 +3,10 @@
 //! Each event updates the state of its entity and yields [`Observation`]s;
 //! this is the only place that knows what an event means for a KPI, one
 //! small rule per event type. Events naming an entity with no state are
-//! orphans. State is dropped by [`Entities::evict`] once idle for the TTL.
+//! orphans. State idle for the TTL is gone: an event naming it finds no
+//! state ([`Entities::expire`], checked before every event, so the answer
+//! never depends on when the last sweep ran), and [`Entities::evict`]
+//! sweeps it out of memory now and then.
 
 use super::accum::Update;
 use super::churn::SubscriptionBase;
@@ -66,6 +69,48 @@ pub struct SubscriptionState {
     region: Sym,
     active: bool,
     last_seen: Micros,
+}
+
+/// Whether a state has been idle since before a point in event time and
+/// may go: pending carts wait for their timer, active subscriptions are
+/// the churn base and never go.
+trait Idle {
+    fn idle_before(&self, before: Micros) -> bool;
+}
+
+impl Idle for TicketState {
+    fn idle_before(&self, before: Micros) -> bool {
+        self.last_seen < before
+    }
+}
+
+impl Idle for ChatState {
+    fn idle_before(&self, before: Micros) -> bool {
+        self.last_seen < before
+    }
+}
+
+impl Idle for CartState {
+    fn idle_before(&self, before: Micros) -> bool {
+        self.last_seen < before && self.outcome != CartOutcome::Pending
+    }
+}
+
+impl Idle for SubscriptionState {
+    fn idle_before(&self, before: Micros) -> bool {
+        !self.active && self.last_seen < before
+    }
+}
+
+/// Removes `key` from `map` if its state is idle before `before`.
+fn expire_in<S: Idle>(map: &mut FpMap<S>, key: Fp, before: Micros) -> bool {
+    match map.entry(key.into()) {
+        std::collections::hash_map::Entry::Occupied(e) if e.get().idle_before(before) => {
+            e.remove();
+            true
+        }
+        _ => false,
+    }
 }
 
 /// What applying an event did.
@@ -376,18 +421,40 @@ impl Entities {
         }
     }
 
-    /// Drops entities not seen since `before` (event time). Pending carts are
-    /// kept until their timer has fired and active subscriptions are
-    /// never dropped. Returns how many were dropped.
+    /// Drops the state `body` names if it has been idle since before
+    /// `before` (the processing clock minus the TTL), as a sweep at this
+    /// moment would. Called before every event is applied. Returns whether
+    /// it dropped one.
+    pub fn expire(&mut self, body: &Body, before: Micros) -> bool {
+        match *body {
+            Body::TicketOpened { ticket }
+            | Body::TicketReplied { ticket, .. }
+            | Body::TicketResolved { ticket, .. }
+            | Body::TicketReopened { ticket } => expire_in(&mut self.tickets, ticket, before),
+            Body::ChatRequested { chat }
+            | Body::ChatAgentJoined { chat, .. }
+            | Body::ChatEnded { chat } => expire_in(&mut self.chats, chat, before),
+            Body::CheckoutStarted { checkout } | Body::CheckoutCompleted { checkout, .. } => {
+                expire_in(&mut self.carts, checkout, before)
+            }
+            Body::SubscriptionStarted { subscription }
+            | Body::SubscriptionRenewed { subscription }
+            | Body::SubscriptionCancelled { subscription } => {
+                expire_in(&mut self.subscriptions, subscription, before)
+            }
+            Body::SurveySubmitted { .. } => false,
+        }
+    }
+
+    /// Drops every state idle since before `before` (event time): pending
+    /// carts stay until their timer has fired, active subscriptions stay.
+    /// Returns how many were dropped.
     pub fn evict(&mut self, before: Micros) -> usize {
         let n = self.len();
-        self.tickets.retain(|_, s| s.last_seen >= before);
-        self.chats.retain(|_, s| s.last_seen >= before);
-        self.carts
-            .retain(|_, s| s.last_seen >= before || s.outcome == CartOutcome::Pending);
-        // An active subscription is part of the churn base however quiet it is.
-        self.subscriptions
-            .retain(|_, s| s.active || s.last_seen >= before);
+        self.tickets.retain(|_, s| !s.idle_before(before));
+        self.chats.retain(|_, s| !s.idle_before(before));
+        self.carts.retain(|_, s| !s.idle_before(before));
+        self.subscriptions.retain(|_, s| !s.idle_before(before));
         n - self.len()
     }
 

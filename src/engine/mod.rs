@@ -116,8 +116,30 @@ pub struct Engine {
     grouping: GroupingSets,
     counters: Counters,
     next_gc: Micros,
+    /// When each table is swept next (see [`Engine::collect_garbage`]); not
+    /// part of the state: a restored engine sweeps everything once.
+    #[serde(skip)]
+    sweeps: Sweeps,
     #[serde(skip)]
     scratch: Scratch,
+}
+
+/// Next sweep of each table, in event time.
+#[derive(Debug, Clone, Copy)]
+struct Sweeps {
+    base: Micros,
+    dedup: Micros,
+    entities: Micros,
+}
+
+impl Default for Sweeps {
+    fn default() -> Self {
+        Sweeps {
+            base: Micros::MIN,
+            dedup: Micros::MIN,
+            entities: Micros::MIN,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -147,6 +169,7 @@ impl Engine {
             grouping: GroupingSets::new(settings.grouping_sets.clone()),
             counters: Counters::default(),
             next_gc: Micros::MIN,
+            sweeps: Sweeps::default(),
             scratch: Scratch::default(),
             settings,
         }
@@ -316,9 +339,14 @@ impl Engine {
     fn apply(&mut self, event: &Event) -> bool {
         let mut obs = std::mem::take(&mut self.scratch.obs);
         let mut timers = std::mem::take(&mut self.scratch.timers);
+        let now = self.clock.max(event.ts);
+        let before = now.saturating_sub(self.settings.entity_ttl);
+        if self.entities.expire(&event.body, before) {
+            self.counters.evicted_entities += 1;
+        }
         let applied = self.entities.apply(
             event,
-            self.clock.max(event.ts),
+            now,
             &self.settings.rules,
             &mut self.base,
             &mut obs,
@@ -445,6 +473,12 @@ impl Engine {
     }
 
     /// Bounds state: entity TTL, dedup horizon, subscription history.
+    /// Each table is swept after a tenth of the event time it retains (at
+    /// least a second): a sweep then frees about a tenth of it, and a short
+    /// dedup horizon does not sweep every entity every second. Results do not depend on when sweeps run: dedup
+    /// compares event times, idle entities are dropped before their next
+    /// event ([`Entities::expire`]), and the churn base keeps every change
+    /// a window can still ask about.
     fn collect_garbage(&mut self) {
         let clock = self.clock;
         if clock == Micros::MAX || clock < self.next_gc {
@@ -452,25 +486,38 @@ impl Engine {
         }
         let s = &self.settings;
         let max_size = s.windows.iter().map(|w| w.size).max().unwrap_or(0);
-        self.base.fold(
-            clock
-                .saturating_sub(s.allowed_lateness)
-                .saturating_sub(max_size),
-        );
-        self.dedup.evict(
-            clock
-                .saturating_sub(s.dedup_horizon)
-                .saturating_sub(s.allowed_lateness),
-        );
-        self.counters.evicted_entities +=
-            self.entities.evict(clock.saturating_sub(s.entity_ttl)) as u64;
-        // Sweep again after a tenth of the shortest horizon of event time.
-        let every = [s.dedup_horizon, s.entity_ttl, max_size]
-            .into_iter()
-            .filter(|d| *d > 0)
-            .min()
-            .unwrap_or(crate::time::MICROS_PER_MIN)
-            / 10;
-        self.next_gc = clock.saturating_add(every.max(crate::time::MICROS_PER_SEC));
+        let due = |next: &mut Micros, horizon: Micros| {
+            let now = clock >= *next;
+            if now {
+                *next = clock.saturating_add((horizon / 10).max(crate::time::MICROS_PER_SEC));
+            }
+            now
+        };
+        let sweeps = &mut self.sweeps;
+        if due(
+            &mut sweeps.base,
+            max_size.saturating_add(s.allowed_lateness),
+        ) {
+            self.base.fold(
+                clock
+                    .saturating_sub(s.allowed_lateness)
+                    .saturating_sub(max_size),
+            );
+        }
+        if due(
+            &mut sweeps.dedup,
+            s.dedup_horizon.saturating_add(s.allowed_lateness),
+        ) {
+            self.dedup.evict(
+                clock
+                    .saturating_sub(s.dedup_horizon)
+                    .saturating_sub(s.allowed_lateness),
+            );
+        }
+        if due(&mut sweeps.entities, s.entity_ttl) {
+            self.counters.evicted_entities +=
+                self.entities.evict(clock.saturating_sub(s.entity_ttl)) as u64;
+        }
+        self.next_gc = sweeps.base.min(sweeps.dedup).min(sweeps.entities);
     }
 }
