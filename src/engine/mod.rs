@@ -473,9 +473,10 @@ impl Engine {
     }
 
     /// Bounds state: entity TTL, dedup horizon, subscription history.
-    /// Each table is swept after a tenth of the event time it retains (at
-    /// least a second): a sweep then frees about a tenth of it, and a short
-    /// dedup horizon does not sweep every entity every second. Results do not depend on when sweeps run: dedup
+    /// Each table keeps a span of event time behind the clock and is swept
+    /// after a tenth of that span (at least a second): a sweep then frees
+    /// about a tenth of it, and a short dedup horizon does not sweep every
+    /// entity every second. Results do not depend on when sweeps run: dedup
     /// compares event times, idle entities are dropped before their next
     /// event ([`Entities::expire`]), and the churn base keeps every change
     /// a window can still ask about.
@@ -486,35 +487,23 @@ impl Engine {
         }
         let s = &self.settings;
         let max_size = s.windows.iter().map(|w| w.size).max().unwrap_or(0);
-        let due = |next: &mut Micros, horizon: Micros| {
-            let now = clock >= *next;
-            if now {
-                *next = clock.saturating_add((horizon / 10).max(crate::time::MICROS_PER_SEC));
+        let base_span = max_size.saturating_add(s.allowed_lateness);
+        let dedup_span = s.dedup_horizon.saturating_add(s.allowed_lateness);
+        let is_due = |next: &mut Micros, span: Micros| {
+            let due = clock >= *next;
+            if due {
+                *next = clock.saturating_add((span / 10).max(crate::time::MICROS_PER_SEC));
             }
-            now
+            due
         };
         let sweeps = &mut self.sweeps;
-        if due(
-            &mut sweeps.base,
-            max_size.saturating_add(s.allowed_lateness),
-        ) {
-            self.base.fold(
-                clock
-                    .saturating_sub(s.allowed_lateness)
-                    .saturating_sub(max_size),
-            );
+        if is_due(&mut sweeps.base, base_span) {
+            self.base.fold(clock.saturating_sub(base_span));
         }
-        if due(
-            &mut sweeps.dedup,
-            s.dedup_horizon.saturating_add(s.allowed_lateness),
-        ) {
-            self.dedup.evict(
-                clock
-                    .saturating_sub(s.dedup_horizon)
-                    .saturating_sub(s.allowed_lateness),
-            );
+        if is_due(&mut sweeps.dedup, dedup_span) {
+            self.dedup.evict(clock.saturating_sub(dedup_span));
         }
-        if due(&mut sweeps.entities, s.entity_ttl) {
+        if is_due(&mut sweeps.entities, s.entity_ttl) {
             self.counters.evicted_entities +=
                 self.entities.evict(clock.saturating_sub(s.entity_ttl)) as u64;
         }
