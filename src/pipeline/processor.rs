@@ -258,8 +258,9 @@ impl Processor {
             .next_offset(m.pid)
             .is_some_and(|next| m.offset < next)
         {
-            // Re-delivered after a rebalance gave the partition back:
-            // the engine already has it (see commit.rs).
+            // Re-delivered (a rebalance gave the partition back, or a
+            // resumed partition was fetched again from before what was
+            // delivered): the engine already has it (see commit.rs).
             self.stats.skipped.fetch_add(1, Ordering::Relaxed);
             metrics
                 .messages_redelivered
