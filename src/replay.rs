@@ -2,6 +2,7 @@
 //! ends with the end-of-input flush (contract §6).
 
 use crate::config::Config;
+use crate::engine::lookahead::Lookahead;
 use crate::engine::{Counters, Engine};
 use crate::input::JsonLines;
 use crate::output::{DeadLetter, JsonLinesWriter};
@@ -53,12 +54,13 @@ pub fn replay(config: &Config, args: &ReplayArgs) -> Result<Counters, ReplayErro
     let source = args.input.display().to_string();
     let mut records: Vec<KpiRecord> = Vec::new();
     let out_path = args.output.as_path();
+    let mut ahead = Lookahead::default();
     loop {
         let Some((line_no, line)) = input.next_line().map_err(io_err("reading", &args.input))?
         else {
             break;
         };
-        if let Err(e) = engine.ingest(0, line, 0, &mut records) {
+        if let Err(e) = ahead.ingest(&mut engine, 0, line, 0, &mut records) {
             if let Some(d) = dead.as_mut() {
                 let letter = DeadLetter::invalid(&e, format!("{source}:{line_no}"), line);
                 d.write_dead_letter(&letter).map_err(io_err(
@@ -73,6 +75,7 @@ pub fn replay(config: &Config, args: &ReplayArgs) -> Result<Counters, ReplayErro
                 .map_err(io_err("writing", out_path))?;
         }
     }
+    ahead.finish(&mut engine, &mut records);
     engine.finish(&mut records);
     for r in records.drain(..) {
         output
@@ -121,14 +124,16 @@ pub fn replay_lines<'a>(
 ) -> Result<ReplayOutput, ReplayError> {
     let mut engine = Engine::new(config.engine_settings()?);
     let mut out = ReplayOutput::default();
+    let mut ahead = Lookahead::default();
     for (i, line) in lines.into_iter().enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        if let Err(e) = engine.ingest(0, line, 0, &mut out.records) {
+        if let Err(e) = ahead.ingest(&mut engine, 0, line, 0, &mut out.records) {
             out.invalid.push((i + 1, e));
         }
     }
+    ahead.finish(&mut engine, &mut out.records);
     engine.finish(&mut out.records);
     out.counters = engine.counters().clone();
     Ok(out)

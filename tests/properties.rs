@@ -10,6 +10,8 @@
 mod common;
 
 use common::*;
+use cxpulse::engine::lookahead::Lookahead;
+use cxpulse::engine::Engine;
 use cxpulse::record::KpiRecord;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -444,6 +446,51 @@ proptest! {
         prop_assert_eq!(out.counters.accepted, base.counters.accepted);
         let (a, b) = (canon_all(&out), canon_all(&base));
         prop_assert!(a == b, "emissions differ:\n{}", diff(&a, &b));
+    }
+
+    /// `replay` feeds the engine one valid event behind decoding (so it can
+    /// prefetch); that changes no emission, no emission order and no
+    /// counter, with late events, duplicates and invalid lines mixed in.
+    #[test]
+    fn decoding_one_event_ahead_changes_nothing(
+        ents in prop::collection::vec(ent(), 1..14),
+        seed in any::<u64>(),
+        extra in prop::collection::vec((any::<Index>(), 0u8..3), 0..10),
+    ) {
+        let evs = events(&ents);
+        let mut lines = render(&evs, TsFormat::Mixed);
+        // A full shuffle: many events arrive late, some beyond lateness.
+        Rng(seed | 1).shuffle(&mut lines);
+        for (at, kind) in &extra {
+            let at = at.index(lines.len() + 1);
+            let line = match kind {
+                0 => "{\"event_id\": ".to_string(),
+                1 => lines[at.min(lines.len() - 1)].clone(),
+                _ => lines[at.min(lines.len() - 1)].replace("\"ts\"", "\"tz\""),
+            };
+            lines.insert(at, line);
+        }
+        let settings = all_sets().engine_settings().unwrap();
+        let (mut direct, mut ahead_fed) = (Engine::new(settings.clone()), Engine::new(settings));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut ahead = Lookahead::default();
+        let (mut invalid_a, mut invalid_b) = (Vec::new(), Vec::new());
+        for (i, line) in lines.iter().enumerate() {
+            if direct.ingest(0, line.as_bytes(), 0, &mut a).is_err() {
+                invalid_a.push(i);
+            }
+            if ahead.ingest(&mut ahead_fed, 0, line.as_bytes(), 0, &mut b).is_err() {
+                invalid_b.push(i);
+            }
+        }
+        ahead.finish(&mut ahead_fed, &mut b);
+        direct.finish(&mut a);
+        ahead_fed.finish(&mut b);
+        prop_assert_eq!(invalid_a, invalid_b);
+        prop_assert_eq!(direct.counters(), ahead_fed.counters());
+        let a: Vec<String> = a.iter().map(canon).collect();
+        let b: Vec<String> = b.iter().map(canon).collect();
+        prop_assert!(a == b, "emissions differ:\n{}", diff(&b, &a));
     }
 
     #[test]

@@ -67,6 +67,21 @@ impl BuildHasher for FpBuildHasher {
     }
 }
 
+/// The 64-bit hash [`FpHasher`] gives `fp` (for tables that place keys
+/// themselves, such as the dedup table).
+#[inline]
+pub fn fold(fp: Fp) -> u64 {
+    fold_with(fp, process_key())
+}
+
+#[inline]
+fn fold_with(fp: Fp, key: u64) -> u64 {
+    let lo = (fp as u64) ^ key;
+    let hi = ((fp >> 64) as u64) ^ key.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15;
+    let product = u128::from(lo) * u128::from(hi);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
 /// Folds a 128-bit fingerprint to 64 bits: the high and low halves of the
 /// 128-bit product of its (keyed) halves, xored.
 #[derive(Debug, Clone, Copy)]
@@ -81,10 +96,7 @@ impl Hasher for FpHasher {
     }
 
     fn write_u128(&mut self, fp: u128) {
-        let lo = (fp as u64) ^ self.key;
-        let hi = ((fp >> 64) as u64) ^ self.key.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15;
-        let product = u128::from(lo) * u128::from(hi);
-        self.hash = (product as u64) ^ ((product >> 64) as u64);
+        self.hash = fold_with(fp, self.key);
     }
 
     fn write(&mut self, bytes: &[u8]) {

@@ -21,6 +21,7 @@ pub mod dedup;
 pub mod entities;
 pub mod fpmap;
 pub mod kpi;
+pub mod lookahead;
 pub mod queue;
 pub mod sketch;
 pub mod watermark;
@@ -281,6 +282,15 @@ impl Engine {
     /// Decodes without processing (for callers that route invalid input first).
     pub fn decode(&mut self, bytes: &[u8]) -> Result<Event, DecodeError> {
         decode(bytes, &mut self.interner)
+    }
+
+    /// Starts loading the table slot `event` will probe first (its dedup
+    /// entry), so that a caller that decodes one event ahead overlaps that
+    /// cache miss with the current event's work. Only a hint: results do
+    /// not depend on it.
+    #[inline]
+    pub fn prefetch(&self, event: &Event) {
+        self.dedup.prefetch(event.id);
     }
 
     /// Processes one valid event from partition `p`.
