@@ -6,27 +6,11 @@
 //! and forgotten once they are older than the horizon (plus lateness) behind
 //! the watermark, so memory is bounded by the traffic of one horizon.
 //!
-//! This is the engine's largest table (one entry per event of the horizon,
-//! about a million at 1M events/s with the defaults), and nearly every probe
-//! is for an id it does not hold, at a random place. So it is its own
-//! open-addressing table ([`SeenIds`]) rather than a general hash map:
-//!
-//! - a slot is the whole entry (fingerprint and first event time, 24
-//!   bytes), so a probe costs one cache miss where a Swiss table costs two
-//!   (control bytes, then the entry);
-//! - linear probing from the slot the fingerprint hashes to, with the table
-//!   at most 5/8 full (about 4 slots, 2 cache lines, for a miss), and
-//!   backward-shift deletion, so there are no tombstones;
-//! - [`Dedup::prefetch`] starts loading an id's slot early: a caller that
-//!   decodes one event ahead (see `replay`) hides the miss behind the
-//!   previous event's work;
-//! - a vacant slot is all zeros, so a new table is zeroed memory the kernel
-//!   hands over lazily.
-//!
-//! It is serialized as the map from fingerprint to first event time it
-//! stands for, so a checkpoint does not depend on this layout.
+//! The ids live in an [`OpenTable`] of 24-byte slots (fingerprint and first
+//! event time), the engine's largest table: about a million entries with
+//! the default 1h horizon at the bench's rate.
 
-use super::fpmap::fold;
+use super::table::{OpenTable, Slot};
 use crate::event::Fp;
 use crate::time::Micros;
 use serde::de::{MapAccess, Visitor};
@@ -52,16 +36,18 @@ impl Dedup {
     pub fn check_and_insert(&mut self, id: Fp, ts: Micros) -> bool {
         let horizon = self.horizon;
         // One probe of the table for both the lookup and the insert.
-        match self.seen.probe(id) {
+        let table = &mut self.seen.0;
+        match table.probe(id) {
             Ok(i) => {
-                if (ts - self.seen.first(i)).abs() <= horizon {
+                let first = &mut table.slot_mut(i)[2];
+                if (ts - decode(*first)).abs() <= horizon {
                     return true;
                 }
-                self.seen.set_first(i, ts);
+                *first = encode(ts);
                 false
             }
             Err(vacant) => {
-                self.seen.insert_at(vacant, id, ts);
+                table.insert_at(vacant, seen(id, ts));
                 false
             }
         }
@@ -71,27 +57,37 @@ impl Dedup {
     /// module docs).
     #[inline]
     pub fn prefetch(&self, id: Fp) {
-        self.seen.prefetch(id);
+        self.seen.0.prefetch(id);
     }
 
     /// Forgets ids first seen before `before`.
     pub fn evict(&mut self, before: Micros) {
-        self.seen.retain(|ts| ts >= before);
+        self.seen.0.retain(|s| decode(s[2]) >= before);
     }
 
     pub fn len(&self) -> usize {
-        self.seen.len
+        self.seen.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.seen.len == 0
+        self.seen.0.is_empty()
     }
 }
 
 /// One slot: fingerprint (low, high) and the first event time with its
 /// sign bit flipped, so that an all-zero slot is vacant (event times are
-/// validated years 0001–9998, never `i64::MIN`).
-type Slot = [u64; 3];
+/// validated years 0001–9998, never `i64::MIN`) and a new table is zeroed
+/// memory.
+type SeenSlot = [u64; 3];
+
+impl Slot for SeenSlot {
+    const VACANT: Self = [0; 3];
+
+    #[inline]
+    fn key(&self) -> Option<Fp> {
+        (self[2] != 0).then(|| u128::from(self[0]) | (u128::from(self[1]) << 64))
+    }
+}
 
 const FLIP: u64 = 1 << 63;
 
@@ -103,180 +99,28 @@ fn decode(v: u64) -> Micros {
     (v ^ FLIP) as Micros
 }
 
-fn split(id: Fp) -> (u64, u64) {
-    (id as u64, (id >> 64) as u64)
+fn seen(id: Fp, ts: Micros) -> SeenSlot {
+    [id as u64, (id >> 64) as u64, encode(ts)]
 }
 
-/// The smallest table allocated (24 KiB).
-const MIN_SLOTS: usize = 1024;
-
-/// Fingerprint → first event time, open addressing (see the module docs).
+/// Fingerprint → first event time.
 #[derive(Debug, Clone, Default)]
-pub struct SeenIds {
-    /// A power of two long, or empty before the first insert.
-    slots: Vec<Slot>,
-    len: usize,
-}
+pub struct SeenIds(OpenTable<SeenSlot>);
 
 impl SeenIds {
-    /// The slot `id` hashes to; `slots` must not be empty.
-    #[inline]
-    fn home(&self, id: Fp) -> usize {
-        // The high bits of the hash pick the slot (`len` is a power of two).
-        let shift = 64 - self.slots.len().trailing_zeros();
-        (fold(id) >> shift) as usize
-    }
-
-    fn home_of(&self, slot: &Slot) -> usize {
-        self.home(u128::from(slot[0]) | (u128::from(slot[1]) << 64))
-    }
-
-    #[inline]
-    fn prefetch(&self, id: Fp) {
-        if self.slots.is_empty() {
-            return;
-        }
-        let slot = &self.slots[self.home(id)];
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is only a hint; it never faults and does not
-        // change memory, and the address is that of a live slot.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(slot.as_ptr().cast());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = slot;
-    }
-
-    /// Where `id` is (`Ok`), or the vacant slot where its probe ended
-    /// (`Err`; `usize::MAX` while the table is empty).
-    #[inline]
-    fn probe(&self, id: Fp) -> Result<usize, usize> {
-        if self.slots.is_empty() {
-            return Err(usize::MAX);
-        }
-        let (lo, hi) = split(id);
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(id);
-        loop {
-            let s = &self.slots[i];
-            if s[2] == 0 {
-                return Err(i);
-            }
-            if s[0] == lo && s[1] == hi {
-                return Ok(i);
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    fn first(&self, i: usize) -> Micros {
-        decode(self.slots[i][2])
-    }
-
-    fn set_first(&mut self, i: usize, ts: Micros) {
-        self.slots[i][2] = encode(ts);
-    }
-
-    /// Inserts `id`, absent, whose probe ended at slot `vacant`.
-    #[inline]
-    fn insert_at(&mut self, vacant: usize, id: Fp, ts: Micros) {
-        let (lo, hi) = split(id);
-        if (self.len + 1) * 8 > self.slots.len() * 5 {
-            self.grow();
-            self.place([lo, hi, encode(ts)]);
-        } else {
-            self.slots[vacant] = [lo, hi, encode(ts)];
-        }
-        self.len += 1;
-    }
-
-    /// Puts an entry in the first vacant slot from its home.
-    fn place(&mut self, entry: Slot) {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home_of(&entry);
-        while self.slots[i][2] != 0 {
-            i = (i + 1) & mask;
-        }
-        self.slots[i] = entry;
-    }
-
-    fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(MIN_SLOTS);
-        // `vec!` of zeros is zeroed memory from the allocator (calloc): the
-        // pages are touched as entries land, not all up front.
-        let old = std::mem::replace(&mut self.slots, vec![[0u64; 3]; size]);
-        for entry in old.into_iter().filter(|s| s[2] != 0) {
-            self.place(entry);
-        }
-    }
-
-    /// Keeps the entries whose first event time passes `keep`.
-    fn retain(&mut self, keep: impl Fn(Micros) -> bool) {
-        if self.len == 0 {
-            return;
-        }
-        let size = self.slots.len();
-        // Start after a vacant slot: no run of occupied slots wraps past
-        // it, so every entry shifted back by a removal lands at or after
-        // the sweep's position and is still checked, and entries already
-        // checked never move.
-        let start = self
-            .slots
-            .iter()
-            .position(|s| s[2] == 0)
-            .expect("the table is never full");
-        let mut k = 1;
-        while k < size {
-            let i = (start + k) & (size - 1);
-            let s = self.slots[i];
-            if s[2] != 0 && !keep(decode(s[2])) {
-                // Slot i now holds the next entry of its run, or is vacant:
-                // look at it again.
-                self.remove_at(i);
-            } else {
-                k += 1;
-            }
-        }
-    }
-
-    /// Empties slot `hole`, shifting back later entries of its run that may
-    /// live there (backward-shift deletion: lookups stay correct with no
-    /// tombstones).
-    fn remove_at(&mut self, mut hole: usize) {
-        let mask = self.slots.len() - 1;
-        let mut j = hole;
-        loop {
-            j = (j + 1) & mask;
-            let s = self.slots[j];
-            if s[2] == 0 {
-                break;
-            }
-            // It may move to `hole` unless its home lies after `hole`
-            // (cyclically, within (hole, j]).
-            let from_home = j.wrapping_sub(self.home_of(&s)) & mask;
-            let from_hole = j.wrapping_sub(hole) & mask;
-            if from_home >= from_hole {
-                self.slots[hole] = s;
-                hole = j;
-            }
-        }
-        self.slots[hole] = [0; 3];
-        self.len -= 1;
-    }
-
     fn iter(&self) -> impl Iterator<Item = (Fp, Micros)> + '_ {
-        self.slots
+        self.0
             .iter()
-            .filter(|s| s[2] != 0)
-            .map(|s| (u128::from(s[0]) | (u128::from(s[1]) << 64), decode(s[2])))
+            .map(|s| (s.key().expect("occupied"), decode(s[2])))
     }
 
     /// Inserts or overwrites (restores only).
     fn set(&mut self, id: Fp, ts: Micros) {
-        match self.probe(id) {
-            Ok(i) => self.set_first(i, ts),
-            Err(vacant) => self.insert_at(vacant, id, ts),
+        match self.0.probe(id) {
+            Ok(i) => self.0.slot_mut(i)[2] = encode(ts),
+            Err(vacant) => {
+                self.0.insert_at(vacant, seen(id, ts));
+            }
         }
     }
 }
@@ -286,7 +130,7 @@ impl SeenIds {
 impl Serialize for SeenIds {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         // With its length up front (postcard needs it; `iter` filters).
-        let mut map = serializer.serialize_map(Some(self.len))?;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (id, ts) in self.iter() {
             map.serialize_entry(&id, &ts)?;
         }
@@ -399,7 +243,7 @@ mod tests {
             // Every entry is found from its home (no entry is stranded
             // behind a vacant slot).
             for &id in m.0.keys() {
-                prop_assert!(d.seen.probe(id).is_ok());
+                prop_assert!(d.seen.0.probe(id).is_ok());
             }
         }
     }

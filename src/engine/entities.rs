@@ -10,8 +10,8 @@
 
 use super::accum::Update;
 use super::churn::SubscriptionBase;
-use super::fpmap::FpMap;
 use super::kpi::Kpi;
+use super::table::FpTable;
 use super::windows::{Dims, Observation};
 use crate::event::{Author, Body, Event, Fp, SurveyKind};
 use crate::intern::Sym;
@@ -103,13 +103,37 @@ impl Idle for SubscriptionState {
 }
 
 /// Removes `key` from `map` if its state is idle before `before`.
-fn expire_in<S: Idle>(map: &mut FpMap<S>, key: Fp, before: Micros) -> bool {
-    match map.entry(key.into()) {
-        std::collections::hash_map::Entry::Occupied(e) if e.get().idle_before(before) => {
-            e.remove();
-            true
-        }
-        _ => false,
+fn expire_in<S: Idle + Clone>(map: &mut FpTable<S>, key: Fp, before: Micros) -> bool {
+    map.remove_if(key, |s| s.idle_before(before))
+}
+
+/// The entity an event names, by table (surveys name none).
+enum Named {
+    Ticket(Fp),
+    Chat(Fp),
+    Cart(Fp),
+    Subscription(Fp),
+}
+
+impl Named {
+    #[inline]
+    fn by(body: &Body) -> Option<Named> {
+        Some(match *body {
+            Body::TicketOpened { ticket }
+            | Body::TicketReplied { ticket, .. }
+            | Body::TicketResolved { ticket, .. }
+            | Body::TicketReopened { ticket } => Named::Ticket(ticket),
+            Body::ChatRequested { chat }
+            | Body::ChatAgentJoined { chat, .. }
+            | Body::ChatEnded { chat } => Named::Chat(chat),
+            Body::CheckoutStarted { checkout } | Body::CheckoutCompleted { checkout, .. } => {
+                Named::Cart(checkout)
+            }
+            Body::SubscriptionStarted { subscription }
+            | Body::SubscriptionRenewed { subscription }
+            | Body::SubscriptionCancelled { subscription } => Named::Subscription(subscription),
+            Body::SurveySubmitted { .. } => return None,
+        })
     }
 }
 
@@ -124,10 +148,10 @@ pub enum Applied {
 /// All entity state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Entities {
-    tickets: FpMap<TicketState>,
-    chats: FpMap<ChatState>,
-    carts: FpMap<CartState>,
-    subscriptions: FpMap<SubscriptionState>,
+    tickets: FpTable<TicketState>,
+    chats: FpTable<ChatState>,
+    carts: FpTable<CartState>,
+    subscriptions: FpTable<SubscriptionState>,
 }
 
 fn secs(d: Micros) -> f64 {
@@ -177,7 +201,7 @@ impl Entities {
                     [ev.channel, ev.region, u],
                     Update::Count,
                 );
-                self.tickets.entry(ticket.into()).or_insert(TicketState {
+                self.tickets.insert_if_absent(ticket, || TicketState {
                     opened_at: t,
                     channel: ev.channel,
                     region: ev.region,
@@ -194,7 +218,7 @@ impl Entities {
                 public,
                 agent,
             } => {
-                let Some(s) = self.tickets.get_mut(&ticket.into()) else {
+                let Some(s) = self.tickets.get_mut(ticket) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -214,7 +238,7 @@ impl Entities {
                 }
             }
             Body::TicketResolved { ticket, agent } => {
-                let Some(s) = self.tickets.get_mut(&ticket.into()) else {
+                let Some(s) = self.tickets.get_mut(ticket) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -234,7 +258,7 @@ impl Entities {
                 }
             }
             Body::TicketReopened { ticket } => {
-                let Some(s) = self.tickets.get_mut(&ticket.into()) else {
+                let Some(s) = self.tickets.get_mut(ticket) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -245,7 +269,7 @@ impl Entities {
             }
             Body::ChatRequested { chat } => {
                 emit.at(Kpi::ChatsRequested, [u, ev.region, u], Update::Count);
-                self.chats.entry(chat.into()).or_insert(ChatState {
+                self.chats.insert_if_absent(chat, || ChatState {
                     requested_at: t,
                     region: ev.region,
                     joined: None,
@@ -254,7 +278,7 @@ impl Entities {
                 });
             }
             Body::ChatAgentJoined { chat, agent } => {
-                let Some(s) = self.chats.get_mut(&chat.into()) else {
+                let Some(s) = self.chats.get_mut(chat) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -280,7 +304,7 @@ impl Entities {
                 }
             }
             Body::ChatEnded { chat } => {
-                let Some(s) = self.chats.get_mut(&chat.into()) else {
+                let Some(s) = self.chats.get_mut(chat) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -336,20 +360,18 @@ impl Entities {
                 let dims = [ev.channel, ev.region, u];
                 emit.at(Kpi::CheckoutsStarted, dims, Update::Count);
                 emit.at(Kpi::CheckoutConversionRate, dims, Update::Count);
-                if let std::collections::hash_map::Entry::Vacant(v) =
-                    self.carts.entry(checkout.into())
-                {
-                    v.insert(CartState {
-                        channel: ev.channel,
-                        region: ev.region,
-                        outcome: CartOutcome::Pending,
-                        last_seen: t,
-                    });
+                let started = self.carts.insert_if_absent(checkout, || CartState {
+                    channel: ev.channel,
+                    region: ev.region,
+                    outcome: CartOutcome::Pending,
+                    last_seen: t,
+                });
+                if started {
                     timers.push((t.saturating_add(rules.cart_abandon_after), checkout));
                 }
             }
             Body::CheckoutCompleted { checkout, value } => {
-                let Some(s) = self.carts.get_mut(&checkout.into()) else {
+                let Some(s) = self.carts.get_mut(checkout) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -368,19 +390,19 @@ impl Entities {
                 }
             }
             Body::SubscriptionStarted { subscription } => {
-                if let std::collections::hash_map::Entry::Vacant(v) =
-                    self.subscriptions.entry(subscription.into())
-                {
-                    v.insert(SubscriptionState {
-                        region: ev.region,
-                        active: true,
-                        last_seen: t,
-                    });
+                let started =
+                    self.subscriptions
+                        .insert_if_absent(subscription, || SubscriptionState {
+                            region: ev.region,
+                            active: true,
+                            last_seen: t,
+                        });
+                if started {
                     base.change(clock, ev.region, 1);
                 }
             }
             Body::SubscriptionRenewed { subscription } => {
-                let Some(s) = self.subscriptions.get_mut(&subscription.into()) else {
+                let Some(s) = self.subscriptions.get_mut(subscription) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -389,7 +411,7 @@ impl Entities {
                 }
             }
             Body::SubscriptionCancelled { subscription } => {
-                let Some(s) = self.subscriptions.get_mut(&subscription.into()) else {
+                let Some(s) = self.subscriptions.get_mut(subscription) else {
                     return Applied::Orphan;
                 };
                 s.last_seen = s.last_seen.max(t);
@@ -407,7 +429,7 @@ impl Entities {
 
     /// Fires a cart timer: a cart still pending is abandoned, observed at `due`.
     pub fn cart_timer(&mut self, due: Micros, checkout: Fp, obs: &mut Vec<Observation>) {
-        if let Some(s) = self.carts.get_mut(&checkout.into()) {
+        if let Some(s) = self.carts.get_mut(checkout) {
             if s.outcome == CartOutcome::Pending {
                 s.outcome = CartOutcome::Abandoned;
                 s.last_seen = s.last_seen.max(due);
@@ -426,24 +448,32 @@ impl Entities {
     /// moment would. Called before every event is applied. Returns whether
     /// it dropped one.
     pub fn expire(&mut self, body: &Body, before: Micros) -> bool {
-        match *body {
-            Body::TicketOpened { ticket }
-            | Body::TicketReplied { ticket, .. }
-            | Body::TicketResolved { ticket, .. }
-            | Body::TicketReopened { ticket } => expire_in(&mut self.tickets, ticket, before),
-            Body::ChatRequested { chat }
-            | Body::ChatAgentJoined { chat, .. }
-            | Body::ChatEnded { chat } => expire_in(&mut self.chats, chat, before),
-            Body::CheckoutStarted { checkout } | Body::CheckoutCompleted { checkout, .. } => {
-                expire_in(&mut self.carts, checkout, before)
-            }
-            Body::SubscriptionStarted { subscription }
-            | Body::SubscriptionRenewed { subscription }
-            | Body::SubscriptionCancelled { subscription } => {
-                expire_in(&mut self.subscriptions, subscription, before)
-            }
-            Body::SurveySubmitted { .. } => false,
+        match Named::by(body) {
+            Some(Named::Ticket(id)) => expire_in(&mut self.tickets, id, before),
+            Some(Named::Chat(id)) => expire_in(&mut self.chats, id, before),
+            Some(Named::Cart(id)) => expire_in(&mut self.carts, id, before),
+            Some(Named::Subscription(id)) => expire_in(&mut self.subscriptions, id, before),
+            None => false,
         }
+    }
+
+    /// Starts loading the slot of the state `body` names (a hint, see
+    /// [`FpTable::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, body: &Body) {
+        match Named::by(body) {
+            Some(Named::Ticket(id)) => self.tickets.prefetch(id),
+            Some(Named::Chat(id)) => self.chats.prefetch(id),
+            Some(Named::Cart(id)) => self.carts.prefetch(id),
+            Some(Named::Subscription(id)) => self.subscriptions.prefetch(id),
+            None => {}
+        }
+    }
+
+    /// Starts loading the slot of cart `checkout` (its timer is next).
+    #[inline]
+    pub fn prefetch_cart(&self, checkout: Fp) {
+        self.carts.prefetch(checkout);
     }
 
     /// Drops every state idle since before `before` (event time): pending
@@ -451,10 +481,10 @@ impl Entities {
     /// Returns how many were dropped.
     pub fn evict(&mut self, before: Micros) -> usize {
         let n = self.len();
-        self.tickets.retain(|_, s| !s.idle_before(before));
-        self.chats.retain(|_, s| !s.idle_before(before));
-        self.carts.retain(|_, s| !s.idle_before(before));
-        self.subscriptions.retain(|_, s| !s.idle_before(before));
+        self.tickets.retain(|s| !s.idle_before(before));
+        self.chats.retain(|s| !s.idle_before(before));
+        self.carts.retain(|s| !s.idle_before(before));
+        self.subscriptions.retain(|s| !s.idle_before(before));
         n - self.len()
     }
 

@@ -1,20 +1,17 @@
-//! Hash maps keyed by id fingerprints ([`Fp`]): the dedup table and the
-//! entity tables, the engine's largest state (millions of entries).
-//!
-//! Two things make them cheaper than a general-purpose map (the hasher also
-//! serves the window panes, whose keys pack into one `u128`):
+//! Hashing and storing id fingerprints ([`Fp`]) for the engine's tables:
+//! the dedup and entity tables ([`super::table`]) and the window panes,
+//! whose keys pack into one `u128`.
 //!
 //! - the key is already a uniformly distributed 128-bit hash (xxh3-128 of
-//!   the id), so hashing it again is wasted work: [`FpHasher`] folds it to
-//!   64 bits with one multiply, mixed with a per-process random key so that
-//!   ids chosen to collide in xxh3's low bits still spread over the table;
+//!   the id), so hashing it again is wasted work: [`fold`] (and
+//!   [`FpHasher`], for `HashMap`s) folds it to 64 bits with one multiply,
+//!   mixed with a per-process random key so that ids chosen to collide in
+//!   xxh3's low bits still spread over a table;
 //! - the key is stored as [`FpKey`], two `u64`s (alignment 8) instead of a
-//!   `u128` (alignment 16), so a dedup entry takes 24 bytes instead of 32:
-//!   a quarter less memory to touch, page in and checkpoint.
+//!   `u128` (alignment 16), so an entity slot does not pad to 16 bytes.
 
 use crate::event::Fp;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::OnceLock;
 
@@ -42,9 +39,6 @@ impl Hash for FpKey {
         state.write_u128(Fp::from(*self));
     }
 }
-
-/// A map from fingerprints to `V` (see the module docs).
-pub type FpMap<V> = HashMap<FpKey, V, FpBuildHasher>;
 
 /// Builds [`FpHasher`]s with the process's random key. For keys that hash
 /// as one `u128` (`write_u128`).
@@ -114,10 +108,11 @@ impl Hasher for FpHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn keys_round_trip_and_spread() {
-        let mut m: FpMap<u32> = FpMap::default();
+        let mut m: HashMap<FpKey, u32, FpBuildHasher> = HashMap::default();
         for i in 0..10_000u32 {
             let fp = crate::event::fingerprint(&format!("id-{i}"));
             m.insert(fp.into(), i);

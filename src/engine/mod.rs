@@ -24,6 +24,7 @@ pub mod kpi;
 pub mod lookahead;
 pub mod queue;
 pub mod sketch;
+pub mod table;
 pub mod watermark;
 pub mod windows;
 
@@ -464,9 +465,16 @@ impl Engine {
             }
             self.clock = t;
             while let Some(event) = self.buffer.pop_at(t) {
+                // The next event's entity slot loads while this one runs.
+                if let Some(next) = self.buffer.peek_front() {
+                    self.entities.prefetch(&next.body);
+                }
                 self.apply(&event);
             }
             while let Some(checkout) = self.timers.pop_at(t) {
+                if let Some(&next) = self.timers.peek_front() {
+                    self.entities.prefetch_cart(next);
+                }
                 let mut obs = std::mem::take(&mut self.scratch.obs);
                 self.entities.cart_timer(t, checkout, &mut obs);
                 self.route(&obs);

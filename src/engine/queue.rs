@@ -140,6 +140,12 @@ impl<T: Copy> TimeQueue<T> {
         self.front.last().map(|e| e.t)
     }
 
+    /// The earliest item, if the front bucket holds it (a cheap look
+    /// ahead: no bucket is sorted for it).
+    pub fn peek_front(&self) -> Option<&T> {
+        self.front.last().map(|e| &e.item)
+    }
+
     /// Pops the earliest item if its time is `t`.
     pub fn pop_at(&mut self, t: Micros) -> Option<T> {
         if self.next_time()? != t {

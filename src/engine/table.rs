@@ -1,0 +1,423 @@
+//! Open-addressing tables keyed by id fingerprints: the dedup table and the
+//! entity tables, the engine's largest state, each probed at a random place
+//! once or twice per event.
+//!
+//! A general-purpose map (hashbrown's Swiss table) reads a control-byte
+//! group and then the entry: two cache misses per probe, and no way to
+//! start a probe early. Here:
+//!
+//! - a slot is the whole entry (fingerprint and value), so a probe usually
+//!   costs one cache miss, and [`OpenTable::prefetch`] can start it early:
+//!   the engine prefetches the next event's slots while it works on the
+//!   current one;
+//! - linear probing from the slot the fingerprint hashes to (its high bits,
+//!   [`fold`]), with the table at most 5/8 full, so a probe for an absent
+//!   id reads about 4 slots, mostly in one or two adjacent cache lines;
+//! - backward-shift deletion: no tombstones, lookups never slow down;
+//! - doubling keeps slots in hash order, so growing writes the new table
+//!   nearly sequentially.
+//!
+//! What a slot holds, and how a vacant slot looks, is up to its [`Slot`]
+//! type: [`FpTable`] stores `Option<(FpKey, V)>` (the value's niche makes
+//! the `Option` free); the dedup table packs its own 24-byte slot.
+
+use super::fpmap::{fold, FpKey};
+use crate::event::Fp;
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::marker::PhantomData;
+
+/// One slot of an [`OpenTable`].
+pub trait Slot: Clone {
+    /// An empty slot. If it is all zero bytes, a new table is zeroed memory
+    /// from the allocator, touched only as entries land.
+    const VACANT: Self;
+    /// The fingerprint held, or `None` if vacant.
+    fn key(&self) -> Option<Fp>;
+}
+
+/// The smallest table allocated.
+const MIN_SLOTS: usize = 256;
+
+/// The probing, growth and deletion shared by every table (see the module
+/// docs).
+#[derive(Debug, Clone)]
+pub struct OpenTable<S> {
+    /// A power of two long, or empty before the first insert.
+    slots: Vec<S>,
+    len: usize,
+}
+
+impl<S: Slot> Default for OpenTable<S> {
+    fn default() -> Self {
+        OpenTable {
+            slots: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<S: Slot> OpenTable<S> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The slot `id` hashes to; the table must not be empty.
+    #[inline]
+    fn home(&self, id: Fp) -> usize {
+        let shift = 64 - self.slots.len().trailing_zeros();
+        (fold(id) >> shift) as usize
+    }
+
+    /// Starts loading the cache line `id`'s probe begins with (a hint:
+    /// never faults, changes nothing).
+    #[inline]
+    pub fn prefetch(&self, id: Fp) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let slot = &self.slots[self.home(id)];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint to the cache; it never faults,
+        // does not change memory, and the address is that of a live slot.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>((slot as *const S).cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = slot;
+    }
+
+    /// Where `id` is (`Ok`), or the vacant slot where its probe ended
+    /// (`Err`; `usize::MAX` while the table is empty).
+    #[inline]
+    pub fn probe(&self, id: Fp) -> Result<usize, usize> {
+        if self.slots.is_empty() {
+            return Err(usize::MAX);
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(id);
+        loop {
+            match self.slots[i].key() {
+                None => return Err(i),
+                Some(k) if k == id => return Ok(i),
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    pub fn slot(&self, i: usize) -> &S {
+        &self.slots[i]
+    }
+
+    pub fn slot_mut(&mut self, i: usize) -> &mut S {
+        &mut self.slots[i]
+    }
+
+    /// Stores `slot`, whose key is absent and whose probe ended at
+    /// `vacant`; returns where it went (the table may have grown).
+    #[inline]
+    pub fn insert_at(&mut self, vacant: usize, slot: S) -> usize {
+        debug_assert!(slot.key().is_some());
+        self.len += 1;
+        if self.len * 8 > self.slots.len() * 5 {
+            self.grow();
+            self.place(slot)
+        } else {
+            self.slots[vacant] = slot;
+            vacant
+        }
+    }
+
+    /// Puts an entry in the first vacant slot from its home.
+    fn place(&mut self, slot: S) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(slot.key().expect("placing an occupied slot"));
+        while self.slots[i].key().is_some() {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
+        i
+    }
+
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(MIN_SLOTS);
+        let old = std::mem::replace(&mut self.slots, vec![S::VACANT; size]);
+        for slot in old {
+            if slot.key().is_some() {
+                self.place(slot);
+            }
+        }
+    }
+
+    /// Keeps the entries for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&S) -> bool) {
+        if self.len == 0 {
+            return;
+        }
+        let size = self.slots.len();
+        // Start after a vacant slot: no run of occupied slots wraps past
+        // it, so an entry shifted back by a removal lands at or after the
+        // sweep's position and is still looked at, and entries already
+        // looked at never move.
+        let start = self
+            .slots
+            .iter()
+            .position(|s| s.key().is_none())
+            .expect("a table is never full");
+        let mut k = 1;
+        while k < size {
+            let i = (start + k) & (size - 1);
+            if self.slots[i].key().is_some() && !keep(&self.slots[i]) {
+                // Slot i now holds the next entry of its run, or is vacant:
+                // look at it again.
+                self.remove_at(i);
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    /// Empties slot `hole`, shifting back the later entries of its run that
+    /// may live there, so lookups stay correct without tombstones.
+    pub fn remove_at(&mut self, mut hole: usize) {
+        let mask = self.slots.len() - 1;
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let Some(key) = self.slots[j].key() else {
+                break;
+            };
+            // It may move to `hole` unless its home lies cyclically in
+            // (hole, j].
+            let from_home = j.wrapping_sub(self.home(key)) & mask;
+            let from_hole = j.wrapping_sub(hole) & mask;
+            if from_home >= from_hole {
+                self.slots[hole] = self.slots[j].clone();
+                hole = j;
+            }
+        }
+        self.slots[hole] = S::VACANT;
+        self.len -= 1;
+    }
+
+    /// The occupied slots, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = &S> {
+        self.slots.iter().filter(|s| s.key().is_some())
+    }
+}
+
+impl<V: Clone> Slot for Option<(FpKey, V)> {
+    const VACANT: Self = None;
+
+    #[inline]
+    fn key(&self) -> Option<Fp> {
+        self.as_ref().map(|(k, _)| Fp::from(*k))
+    }
+}
+
+/// A map from fingerprints to `V` on an [`OpenTable`] (the entity tables).
+/// Serialized as a map from fingerprint to value.
+#[derive(Debug, Clone)]
+pub struct FpTable<V: Clone>(OpenTable<Option<(FpKey, V)>>);
+
+impl<V: Clone> Default for FpTable<V> {
+    fn default() -> Self {
+        FpTable(OpenTable::default())
+    }
+}
+
+impl<V: Clone> FpTable<V> {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    #[inline]
+    pub fn prefetch(&self, id: Fp) {
+        self.0.prefetch(id);
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, id: Fp) -> Option<&mut V> {
+        let i = self.0.probe(id).ok()?;
+        self.0.slot_mut(i).as_mut().map(|(_, v)| v)
+    }
+
+    /// Inserts `make()` under `id` unless `id` is present; returns whether
+    /// it inserted.
+    #[inline]
+    pub fn insert_if_absent(&mut self, id: Fp, make: impl FnOnce() -> V) -> bool {
+        match self.0.probe(id) {
+            Ok(_) => false,
+            Err(vacant) => {
+                self.0.insert_at(vacant, Some((id.into(), make())));
+                true
+            }
+        }
+    }
+
+    /// Inserts or replaces.
+    pub fn insert(&mut self, id: Fp, value: V) {
+        match self.0.probe(id) {
+            Ok(i) => *self.0.slot_mut(i) = Some((id.into(), value)),
+            Err(vacant) => {
+                self.0.insert_at(vacant, Some((id.into(), value)));
+            }
+        }
+    }
+
+    /// Removes `id` if present and `pred` holds for its value; returns
+    /// whether it removed it.
+    #[inline]
+    pub fn remove_if(&mut self, id: Fp, pred: impl FnOnce(&V) -> bool) -> bool {
+        match self.0.probe(id) {
+            Ok(i) if self.0.slot(i).as_ref().is_some_and(|(_, v)| pred(v)) => {
+                self.0.remove_at(i);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        self.0.retain(|s| s.as_ref().is_some_and(|(_, v)| keep(v)));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Fp, &V)> {
+        self.0
+            .iter()
+            .filter_map(|s| s.as_ref())
+            .map(|(k, v)| (Fp::from(*k), v))
+    }
+}
+
+impl<V: Clone + Serialize> Serialize for FpTable<V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // With its length up front (postcard needs it).
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (id, v) in self.iter() {
+            map.serialize_entry(&id, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, V: Clone + Deserialize<'de>> Deserialize<'de> for FpTable<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<V>(PhantomData<V>);
+        impl<'de, V: Clone + Deserialize<'de>> Visitor<'de> for Entries<V> {
+            type Value = FpTable<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map from id fingerprint to state")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FpTable<V>, A::Error> {
+                let mut table = FpTable::default();
+                while let Some((id, v)) = map.next_entry::<Fp, V>()? {
+                    table.insert(id, v);
+                }
+                Ok(table)
+            }
+        }
+        deserializer.deserialize_map(Entries(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(Fp, u32),
+        Remove(Fp),
+        RetainBelow(u32),
+    }
+
+    /// Ids mostly from a small pool, so they repeat and runs form, wrap
+    /// around the end of the table and lose entries in their middle.
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        let id = prop_oneof![0u128..1500, any::<u128>()];
+        let op = prop_oneof![
+            12 => (id.clone(), any::<u32>()).prop_map(|(i, v)| Op::Insert(i, v)),
+            4 => id.prop_map(Op::Remove),
+            1 => any::<u32>().prop_map(Op::RetainBelow),
+        ];
+        proptest::collection::vec(op, 1..3000)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Any sequence of inserts, removals and sweeps leaves the table
+        /// holding exactly what a plain map holds, every entry findable.
+        #[test]
+        fn agrees_with_a_plain_map(ops in ops()) {
+            let mut t: FpTable<u32> = FpTable::default();
+            let mut m: HashMap<Fp, u32> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(id, v) => {
+                        prop_assert_eq!(
+                            t.insert_if_absent(id, || v),
+                            !m.contains_key(&id)
+                        );
+                        m.entry(id).or_insert(v);
+                        *t.get_mut(id).unwrap() = v;
+                        m.insert(id, v);
+                    }
+                    Op::Remove(id) => {
+                        let odd = |v: &u32| v % 2 == 1;
+                        let expect = m.get(&id).is_some_and(odd);
+                        prop_assert_eq!(t.remove_if(id, odd), expect);
+                        if expect {
+                            m.remove(&id);
+                        }
+                    }
+                    Op::RetainBelow(x) => {
+                        t.retain(|v| *v < x);
+                        m.retain(|_, v| *v < x);
+                    }
+                }
+                prop_assert_eq!(t.len(), m.len());
+            }
+            let held: HashMap<Fp, u32> = t.iter().map(|(k, v)| (k, *v)).collect();
+            prop_assert_eq!(&held, &m);
+            for (&id, &v) in &m {
+                prop_assert_eq!(t.get_mut(id).copied(), Some(v));
+            }
+        }
+    }
+
+    #[test]
+    fn serialized_as_the_map_it_stands_for() {
+        let mut t: FpTable<(i64, bool)> = FpTable::default();
+        for i in 0..3000u128 {
+            t.insert(i << 70 | i, (i as i64, i % 3 == 0));
+        }
+        let bytes = postcard::to_stdvec(&t).unwrap();
+        let map: HashMap<Fp, (i64, bool)> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(map.len(), 3000);
+        assert_eq!(map[&(7u128 << 70 | 7)], (7, false));
+        let back: FpTable<(i64, bool)> =
+            postcard::from_bytes(&postcard::to_stdvec(&map).unwrap()).unwrap();
+        assert_eq!(
+            back.iter().map(|(k, v)| (k, *v)).collect::<HashMap<_, _>>(),
+            map
+        );
+        // The `Option` around a slot with a niche costs nothing.
+        assert_eq!(
+            std::mem::size_of::<Option<(FpKey, (i64, bool))>>(),
+            std::mem::size_of::<(FpKey, (i64, bool))>()
+        );
+    }
+}
