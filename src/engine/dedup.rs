@@ -10,11 +10,9 @@
 //! event time), the engine's largest table: about a million entries with
 //! the default 1h horizon at the bench's rate.
 
-use super::table::{OpenTable, Slot};
+use super::table::{deserialize_map, serialize_map, OpenTable, Slot};
 use crate::event::Fp;
 use crate::time::Micros;
-use serde::de::{MapAccess, Visitor};
-use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -113,51 +111,25 @@ impl SeenIds {
             .iter()
             .map(|s| (s.key().expect("occupied"), decode(s[2])))
     }
-
-    /// Inserts or overwrites (restores only).
-    fn set(&mut self, id: Fp, ts: Micros) {
-        match self.0.probe(id) {
-            Ok(i) => self.0.slot_mut(i)[2] = encode(ts),
-            Err(vacant) => {
-                self.0.insert_at(vacant, seen(id, ts));
-            }
-        }
-    }
 }
 
 /// Serialized as a map from fingerprint to first event time, as the hash
 /// map it replaced was (checkpoints written before it still restore).
 impl Serialize for SeenIds {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // With its length up front (postcard needs it; `iter` filters).
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (id, ts) in self.iter() {
-            map.serialize_entry(&id, &ts)?;
-        }
-        map.end()
+        serialize_map(serializer, self.0.len(), self.iter())
     }
 }
 
 impl<'de> Deserialize<'de> for SeenIds {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Entries;
-        impl<'de> Visitor<'de> for Entries {
-            type Value = SeenIds;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a map from event id fingerprint to first event time")
+        deserialize_map(deserializer, |seen_ids: &mut SeenIds, id, ts: Micros| {
+            if ts == Micros::MIN {
+                return Err("event time out of range");
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SeenIds, A::Error> {
-                let mut seen = SeenIds::default();
-                while let Some((id, ts)) = map.next_entry::<Fp, Micros>()? {
-                    if ts == Micros::MIN {
-                        return Err(serde::de::Error::custom("event time out of range"));
-                    }
-                    seen.set(id, ts);
-                }
-                Ok(seen)
-            }
-        }
-        deserializer.deserialize_map(Entries)
+            seen_ids.0.put(seen(id, ts));
+            Ok(())
+        })
     }
 }
 

@@ -134,6 +134,17 @@ impl<S: Slot> OpenTable<S> {
         }
     }
 
+    /// Stores `slot`, replacing the slot of the same key if there is one.
+    pub fn put(&mut self, slot: S) {
+        let id = slot.key().expect("putting an occupied slot");
+        match self.probe(id) {
+            Ok(i) => self.slots[i] = slot,
+            Err(vacant) => {
+                self.insert_at(vacant, slot);
+            }
+        }
+    }
+
     /// Puts an entry in the first vacant slot from its home.
     fn place(&mut self, slot: S) -> usize {
         let mask = self.slots.len() - 1;
@@ -267,12 +278,7 @@ impl<V: Clone> FpTable<V> {
 
     /// Inserts or replaces.
     pub fn insert(&mut self, id: Fp, value: V) {
-        match self.0.probe(id) {
-            Ok(i) => *self.0.slot_mut(i) = Some((id.into(), value)),
-            Err(vacant) => {
-                self.0.insert_at(vacant, Some((id.into(), value)));
-            }
-        }
+        self.0.put(Some((id.into(), value)));
     }
 
     /// Removes `id` if present and `pred` holds for its value; returns
@@ -300,34 +306,66 @@ impl<V: Clone> FpTable<V> {
     }
 }
 
+/// Serializes a table as the map from fingerprint to value it stands for
+/// (the encoding of the hash maps the tables replaced, so checkpoints do
+/// not depend on the layout), with its length up front (postcard needs it).
+pub fn serialize_map<S: Serializer, V: Serialize>(
+    serializer: S,
+    len: usize,
+    entries: impl Iterator<Item = (Fp, V)>,
+) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(len))?;
+    for (id, v) in entries {
+        map.serialize_entry(&id, &v)?;
+    }
+    map.end()
+}
+
+/// Reads what [`serialize_map`] wrote into a `T`, one `set` per entry
+/// (`set` may refuse an entry with a reason).
+pub fn deserialize_map<'de, D, T, V>(
+    deserializer: D,
+    set: impl FnMut(&mut T, Fp, V) -> Result<(), &'static str>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default,
+    V: Deserialize<'de>,
+{
+    struct Entries<T, V, F>(F, PhantomData<(T, V)>);
+    impl<'de, T, V, F> Visitor<'de> for Entries<T, V, F>
+    where
+        T: Default,
+        V: Deserialize<'de>,
+        F: FnMut(&mut T, Fp, V) -> Result<(), &'static str>,
+    {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map from id fingerprint to state")
+        }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<T, A::Error> {
+            let mut table = T::default();
+            while let Some((id, v)) = map.next_entry::<Fp, V>()? {
+                (self.0)(&mut table, id, v).map_err(serde::de::Error::custom)?;
+            }
+            Ok(table)
+        }
+    }
+    deserializer.deserialize_map(Entries(set, PhantomData))
+}
+
 impl<V: Clone + Serialize> Serialize for FpTable<V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // With its length up front (postcard needs it).
-        let mut map = serializer.serialize_map(Some(self.len()))?;
-        for (id, v) in self.iter() {
-            map.serialize_entry(&id, v)?;
-        }
-        map.end()
+        serialize_map(serializer, self.len(), self.iter())
     }
 }
 
 impl<'de, V: Clone + Deserialize<'de>> Deserialize<'de> for FpTable<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Entries<V>(PhantomData<V>);
-        impl<'de, V: Clone + Deserialize<'de>> Visitor<'de> for Entries<V> {
-            type Value = FpTable<V>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a map from id fingerprint to state")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FpTable<V>, A::Error> {
-                let mut table = FpTable::default();
-                while let Some((id, v)) = map.next_entry::<Fp, V>()? {
-                    table.insert(id, v);
-                }
-                Ok(table)
-            }
-        }
-        deserializer.deserialize_map(Entries(PhantomData))
+        deserialize_map(deserializer, |table: &mut FpTable<V>, id, v| {
+            table.insert(id, v);
+            Ok(())
+        })
     }
 }
 
