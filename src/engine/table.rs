@@ -120,17 +120,16 @@ impl<S: Slot> OpenTable<S> {
     }
 
     /// Stores `slot`, whose key is absent and whose probe ended at
-    /// `vacant`; returns where it went (the table may have grown).
+    /// `vacant` (or elsewhere, if the table has to grow first).
     #[inline]
-    pub fn insert_at(&mut self, vacant: usize, slot: S) -> usize {
+    pub fn insert_at(&mut self, vacant: usize, slot: S) {
         debug_assert!(slot.key().is_some());
         self.len += 1;
         if self.len * 8 > self.slots.len() * 5 {
             self.grow();
-            self.place(slot)
+            self.place(slot);
         } else {
             self.slots[vacant] = slot;
-            vacant
         }
     }
 
@@ -139,21 +138,18 @@ impl<S: Slot> OpenTable<S> {
         let id = slot.key().expect("putting an occupied slot");
         match self.probe(id) {
             Ok(i) => self.slots[i] = slot,
-            Err(vacant) => {
-                self.insert_at(vacant, slot);
-            }
+            Err(vacant) => self.insert_at(vacant, slot),
         }
     }
 
     /// Puts an entry in the first vacant slot from its home.
-    fn place(&mut self, slot: S) -> usize {
+    fn place(&mut self, slot: S) {
         let mask = self.slots.len() - 1;
         let mut i = self.home(slot.key().expect("placing an occupied slot"));
         while self.slots[i].key().is_some() {
             i = (i + 1) & mask;
         }
         self.slots[i] = slot;
-        i
     }
 
     fn grow(&mut self) {
