@@ -15,6 +15,9 @@
 //!    channel, region, agent_id), including the end-of-input flush and
 //!    record building: the figure the target is about.
 //!
+//! `PHASES` (comma-separated, default all: `scan,decode,engine,full`)
+//! picks phases, e.g. `PHASES=full` to profile one phase alone.
+//!
 //! Each phase runs `RUNS` times (default 3) on the same input; prints the
 //! best run's events/s (and the worst run's time) and the ratios. A bench binary
 //! (not criterion) because one pass over a million events is the unit of
@@ -79,7 +82,18 @@ fn main() {
     // paged in by the host on first touch), so every phase runs `RUNS`
     // times on the same input and the best run is reported with the worst.
     let runs: usize = env("RUNS", 3).max(1);
+    let phases = std::env::var("PHASES").unwrap_or_else(|_| "scan,decode,engine,full".into());
+    let phase_runs = |name: &str| {
+        if phases.split(',').any(|p| p.trim() == name) {
+            runs
+        } else {
+            0
+        }
+    };
     let report = |name: &str, times: &[f64], events: usize, extra: String| {
+        if times.is_empty() {
+            return f64::NAN;
+        }
         let (best, worst) = span(times);
         println!(
             "{name:>15}: {:>10.0} events/s  (best of {} runs: {best:.3} s, worst {worst:.3} s{extra})",
@@ -91,7 +105,7 @@ fn main() {
     let lines = || input.split(|b| *b == b'\n').filter(|l| !l.is_empty());
 
     let mut times = Vec::new();
-    for _ in 0..runs {
+    for _ in 0..phase_runs("scan") {
         let t = Instant::now();
         let count = lines().count();
         times.push(t.elapsed().as_secs_f64());
@@ -101,7 +115,7 @@ fn main() {
 
     let mut times = Vec::new();
     let mut valid = 0usize;
-    for _ in 0..runs {
+    for _ in 0..phase_runs("decode") {
         let t = Instant::now();
         let mut interner = Interner::default();
         valid = 0;
@@ -129,9 +143,10 @@ fn main() {
     // The engine alone, on events decoded beforehand (same interner).
     let mut times = Vec::new();
     let (mut flushes, mut faults) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
+    for _ in 0..phase_runs("engine") {
         let mut engine = Engine::new(settings.clone());
         let decoded: Vec<_> = lines().filter_map(|l| engine.decode(l).ok()).collect();
+        valid = decoded.len();
         let mut out = Vec::new();
         let before = minor_faults();
         let t = Instant::now();
@@ -157,7 +172,7 @@ fn main() {
     let mut times = Vec::new();
     let mut out = Vec::new();
     let mut last = None;
-    for _ in 0..runs {
+    for _ in 0..phase_runs("full") {
         let t = Instant::now();
         let mut engine = Engine::new(settings.clone());
         let mut records = 0usize;
@@ -175,12 +190,13 @@ fn main() {
         last = Some((engine, records));
     }
     let full = report("decode + engine", &times, n, String::new());
-    let (engine, records) = last.expect("at least one run");
-    let c = engine.counters();
-    println!(
-        "valid {valid}, accepted {}, late {}, duplicates {}, invalid {}, records {records}",
-        c.accepted, c.late, c.duplicates, c.invalid
-    );
+    if let Some((engine, records)) = last {
+        let c = engine.counters();
+        println!(
+            "valid {valid}, accepted {}, late {}, duplicates {}, invalid {}, records {records}",
+            c.accepted, c.late, c.duplicates, c.invalid
+        );
+    }
     println!(
         "ratios: decode/scan {:.1}x slower, (decode + engine)/decode {:.2}x slower",
         decode / scan,

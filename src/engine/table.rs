@@ -152,12 +152,48 @@ impl<S: Slot> OpenTable<S> {
         self.slots[i] = slot;
     }
 
+    /// Doubles the table in place. Growing the vector reallocates it,
+    /// which for a large table moves its pages instead of copying them, so
+    /// only the new half is fresh memory (on a VM, first-touch page faults
+    /// cost more than the rehash). Then every old entry is moved to where
+    /// it belongs in the doubled table:
+    /// an entry still in its old place is *pending*; placing an entry takes
+    /// the first slot from its new home that is vacant or pending, and a
+    /// pending entry found there is displaced and placed next. Placed
+    /// entries never move again and a probe passes only placed entries, so
+    /// when every entry is placed, every slot between an entry's home and
+    /// its slot is occupied: exactly what lookups need.
     fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(MIN_SLOTS);
-        let old = std::mem::replace(&mut self.slots, vec![S::VACANT; size]);
-        for slot in old {
+        let old = self.slots.len();
+        let size = (old * 2).max(MIN_SLOTS);
+        self.slots.reserve_exact(size - old);
+        self.slots.resize(size, S::VACANT);
+        let mut pending = vec![0u64; old.div_ceil(64)];
+        for (i, slot) in self.slots[..old].iter().enumerate() {
             if slot.key().is_some() {
-                self.place(slot);
+                pending[i / 64] |= 1 << (i % 64);
+            }
+        }
+        let mask = size - 1;
+        for i in 0..old {
+            if pending[i / 64] & (1 << (i % 64)) == 0 {
+                continue;
+            }
+            pending[i / 64] &= !(1 << (i % 64));
+            let mut moving = std::mem::replace(&mut self.slots[i], S::VACANT);
+            loop {
+                let mut j = self.home(moving.key().expect("pending slots are occupied"));
+                let is_pending = |j: usize| j < old && pending[j / 64] & (1 << (j % 64)) != 0;
+                while self.slots[j].key().is_some() && !is_pending(j) {
+                    j = (j + 1) & mask;
+                }
+                if is_pending(j) {
+                    pending[j / 64] &= !(1 << (j % 64));
+                    moving = std::mem::replace(&mut self.slots[j], moving);
+                } else {
+                    self.slots[j] = moving;
+                    break;
+                }
             }
         }
     }
