@@ -269,6 +269,8 @@ mod flat {
         s: &'a str,
         b: &'a [u8],
         i: usize,
+        /// The line's quotes, when [`Quotes::scan`] found it plain.
+        quotes: Option<Quotes>,
     }
 
     impl<'a> Cursor<'a> {
@@ -302,10 +304,15 @@ mod flat {
         }
 
         /// A string without escapes or control characters.
+        #[inline(always)]
         fn string(&mut self) -> Option<&'a str> {
             self.eat(b'"')?;
             let start = self.i;
-            let len = string_end(&self.b[start..])?;
+            let len = match &self.quotes {
+                // A plain line: the next quote ends the string.
+                Some(q) => q.next(start)? - start,
+                None => string_end(&self.b[start..])?,
+            };
             if self.b[start + len] != b'"' {
                 return None; // an escape or a control character: serde's job
             }
@@ -379,6 +386,101 @@ mod flat {
             .iter()
             .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
             .map(|j| i + j)
+    }
+
+    /// Where the quotes of a *plain* line are: one no longer than
+    /// [`Quotes::MAX_LINE`] bytes, all of them ASCII, with no backslash and no
+    /// control character (so no escapes and no whitespace but spaces).
+    /// Nearly every event line is plain; for one, each string's end is the
+    /// next quote, found with a bit scan instead of a byte scan, and the
+    /// line needs no UTF-8 decoding. Lines that are not plain take the
+    /// byte-by-byte path ([`string_end`]).
+    #[derive(Clone, Copy)]
+    pub(super) struct Quotes([u64; Quotes::WORDS]);
+
+    /// Bit `i` set for each quote among the 16 bytes, and for each byte
+    /// that is a control character, not ASCII, or a backslash.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn sse2_chunk(chunk: &[u8]) -> (u16, u16) {
+        use std::arch::x86_64::*;
+        assert_eq!(chunk.len(), 16);
+        // SAFETY: the load reads the 16 bytes of `chunk` (checked above;
+        // unaligned loads are allowed), and SSE2 is part of the x86-64
+        // baseline, so every x86-64 CPU runs these instructions.
+        unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast());
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            // Signed: bytes >= 0x80 are negative, so `< 0x20` also finds
+            // every byte that is not ASCII.
+            let control_or_wide = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            (
+                _mm_movemask_epi8(quote) as u16,
+                _mm_movemask_epi8(_mm_or_si128(control_or_wide, backslash)) as u16,
+            )
+        }
+    }
+
+    impl Quotes {
+        const WORDS: usize = 8;
+        pub(super) const MAX_LINE: usize = 64 * Self::WORDS;
+
+        /// The quotes of `b`, or `None` if `b` is not plain. Sixteen bytes
+        /// at a time with SSE2 (every x86-64 has it), byte by byte elsewhere
+        /// and for lines shorter than 16 bytes.
+        pub(super) fn scan(b: &[u8]) -> Option<Quotes> {
+            if b.len() > Self::MAX_LINE {
+                return None;
+            }
+            let mut quotes = [0u64; Self::WORDS];
+            #[cfg(target_arch = "x86_64")]
+            if b.len() >= 16 {
+                // Chunks at 0, 16, 32, … and a last one ending with the
+                // line (it may overlap the one before: its quote bits land
+                // on the same positions, so or-ing them in twice is harmless).
+                let last = b.len() - 16;
+                let mut odd = 0;
+                let mut at = 0;
+                loop {
+                    let (quote, bad) = sse2_chunk(&b[at..at + 16]);
+                    odd |= bad;
+                    if at % 16 == 0 {
+                        quotes[at / 64] |= u64::from(quote) << (at % 64);
+                    } else {
+                        // The last chunk, unaligned: may span two words.
+                        let bits = u128::from(quote) << (at % 64);
+                        quotes[at / 64] |= bits as u64;
+                        if let Some(next) = quotes.get_mut(at / 64 + 1) {
+                            *next |= (bits >> 64) as u64;
+                        }
+                    }
+                    if at == last {
+                        break;
+                    }
+                    at = (at + 16).min(last);
+                }
+                return (odd == 0).then_some(Quotes(quotes));
+            }
+            for (i, &c) in b.iter().enumerate() {
+                if !(0x20..0x80).contains(&c) || c == b'\\' {
+                    return None;
+                }
+                quotes[i / 64] |= u64::from(c == b'"') << (i % 64);
+            }
+            Some(Quotes(quotes))
+        }
+
+        /// Index of the first quote at or after `from`.
+        pub(super) fn next(&self, from: usize) -> Option<usize> {
+            let mut w = from / 64;
+            let mut bits = self.0.get(w)? & (!0u64 << (from % 64));
+            while bits == 0 {
+                w += 1;
+                bits = *self.0.get(w)?;
+            }
+            Some(w * 64 + bits.trailing_zeros() as usize)
+        }
     }
 
     /// The field of `KEYS[k]`.
@@ -487,12 +589,19 @@ mod flat {
 
     /// Parses a flat object, or declines (`None`).
     pub(super) fn parse(bytes: &[u8]) -> Option<RawEvent<'_>> {
-        // Not UTF-8: serde reports where.
-        let s = std::str::from_utf8(bytes).ok()?;
+        let quotes = Quotes::scan(bytes);
+        let s = match quotes {
+            // SAFETY: a plain line is all ASCII (`Quotes::scan`), and ASCII
+            // is valid UTF-8.
+            Some(_) => unsafe { std::str::from_utf8_unchecked(bytes) },
+            // Not UTF-8: serde reports where.
+            None => std::str::from_utf8(bytes).ok()?,
+        };
         let mut p = Cursor {
             s,
             b: s.as_bytes(),
             i: 0,
+            quotes,
         };
         let mut raw = RawEvent::default();
         let mut seen = 0u32;
@@ -969,6 +1078,36 @@ mod tests {
         ) {
             let naive = bytes.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
             proptest::prop_assert_eq!(super::flat::string_end(&bytes), naive);
+        }
+
+        /// The quote scan (SSE2 on x86-64) finds a line plain exactly when
+        /// a byte loop does, every quote and nothing else.
+        #[test]
+        fn quote_scan_matches_a_byte_loop(
+            mut bytes in proptest::collection::vec(
+                proptest::sample::select(b"\"abc:,{} 0~".to_vec()), 0..600),
+            odd in proptest::option::of((proptest::num::usize::ANY, proptest::bool::ANY, proptest::prop_oneof![
+                proptest::sample::select(b"\\\x00\x09\x1f\x7f\x80\xa2\xff".to_vec()),
+                proptest::num::u8::ANY,
+            ])),
+        ) {
+            // Mostly plain lines, some with one odd byte anywhere (half of
+            // them in the last 16 bytes, which are scanned one by one).
+            if let Some((at, near_end, c)) = odd.filter(|_| !bytes.is_empty()) {
+                let n = bytes.len();
+                let at = if near_end { n - 1 - at % n.min(16) } else { at % n };
+                bytes[at] = c;
+            }
+            let plain = bytes.len() <= super::flat::Quotes::MAX_LINE
+                && bytes.iter().all(|&c| (0x20..0x80).contains(&c) && c != b'\\');
+            let scan = super::flat::Quotes::scan(&bytes);
+            proptest::prop_assert_eq!(scan.is_some(), plain);
+            if let Some(q) = scan {
+                for from in 0..=bytes.len() {
+                    let naive = bytes[from..].iter().position(|&c| c == b'"').map(|j| from + j);
+                    proptest::prop_assert_eq!(q.next(from), naive);
+                }
+            }
         }
     }
 
