@@ -1092,7 +1092,8 @@ mod tests {
             ])),
         ) {
             // Mostly plain lines, some with one odd byte anywhere (half of
-            // them in the last 16 bytes, which are scanned one by one).
+            // them in the last 16 bytes: the unaligned last chunk, or the
+            // byte loop of lines shorter than 16).
             if let Some((at, near_end, c)) = odd.filter(|_| !bytes.is_empty()) {
                 let n = bytes.len();
                 let at = if near_end { n - 1 - at % n.min(16) } else { at % n };
