@@ -168,27 +168,24 @@ impl<S: Slot> OpenTable<S> {
         let size = (old * 2).max(MIN_SLOTS);
         self.slots.reserve_exact(size - old);
         self.slots.resize(size, S::VACANT);
-        let mut pending = vec![0u64; old.div_ceil(64)];
+        let mut pending = Bits::new(old);
         for (i, slot) in self.slots[..old].iter().enumerate() {
             if slot.key().is_some() {
-                pending[i / 64] |= 1 << (i % 64);
+                pending.set(i);
             }
         }
         let mask = size - 1;
         for i in 0..old {
-            if pending[i / 64] & (1 << (i % 64)) == 0 {
+            if !pending.take(i) {
                 continue;
             }
-            pending[i / 64] &= !(1 << (i % 64));
             let mut moving = std::mem::replace(&mut self.slots[i], S::VACANT);
             loop {
                 let mut j = self.home(moving.key().expect("pending slots are occupied"));
-                let is_pending = |j: usize| j < old && pending[j / 64] & (1 << (j % 64)) != 0;
-                while self.slots[j].key().is_some() && !is_pending(j) {
+                while self.slots[j].key().is_some() && !pending.get(j) {
                     j = (j + 1) & mask;
                 }
-                if is_pending(j) {
-                    pending[j / 64] &= !(1 << (j % 64));
+                if pending.take(j) {
                     moving = std::mem::replace(&mut self.slots[j], moving);
                 } else {
                     self.slots[j] = moving;
@@ -252,6 +249,33 @@ impl<S: Slot> OpenTable<S> {
     /// The occupied slots, in table order.
     pub fn iter(&self) -> impl Iterator<Item = &S> {
         self.slots.iter().filter(|s| s.key().is_some())
+    }
+}
+
+/// A fixed set of bit flags (the pending slots of [`OpenTable::grow`]);
+/// indices past the end read as clear.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(len: usize) -> Self {
+        Bits(vec![0; len.div_ceil(64)])
+    }
+
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    /// Clears bit `i`; returns whether it was set.
+    fn take(&mut self, i: usize) -> bool {
+        let was = self.get(i);
+        if was {
+            self.0[i / 64] &= !(1 << (i % 64));
+        }
+        was
     }
 }
 
