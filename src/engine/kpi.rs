@@ -134,7 +134,7 @@ impl Value {
 }
 
 /// The reported numbers of one (kpi, window, group).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reading {
     pub value: Value,
     pub count: u64,

@@ -85,16 +85,39 @@ impl Store {
         match other {
             Store::Sparse(b) if b.is_empty() => {}
             _ if self.is_empty() => self.clone_from(other),
-            Store::Sparse(buckets) => {
-                for &(i, n) in buckets {
-                    self.add(i, n);
+            Store::Sparse(buckets) => match self {
+                Store::Sparse(mine) => {
+                    merge_sorted(mine, buckets);
+                    if mine.len() > SPARSE_LIMIT {
+                        self.densify();
+                    }
                 }
-            }
+                Store::Dense { .. } => {
+                    for &(i, n) in buckets {
+                        self.add(i, n);
+                    }
+                }
+            },
             Store::Dense { offset, counts } => {
+                let (Some(lo), Some(hi)) = (
+                    counts.iter().position(|&n| n > 0),
+                    counts.iter().rposition(|&n| n > 0),
+                ) else {
+                    return;
+                };
+                // Widen this store to their non-empty range once (adding
+                // zero to both ends), then add slice to slice.
                 self.densify();
-                for (j, &n) in counts.iter().enumerate() {
-                    if n > 0 {
-                        self.add(*offset + j as i32, n);
+                self.add(*offset + lo as i32, 0);
+                self.add(*offset + hi as i32, 0);
+                if let Store::Dense {
+                    offset: mine_offset,
+                    counts: mine,
+                } = self
+                {
+                    let at = (*offset + lo as i32 - *mine_offset) as usize;
+                    for (m, n) in mine[at..].iter_mut().zip(&counts[lo..=hi]) {
+                        *m += n;
                     }
                 }
             }
@@ -123,6 +146,39 @@ impl Store {
                 .filter(|(_, &n)| n > 0)
                 .map(move |(j, &n)| (offset + j as i32, n)),
         )
+    }
+}
+
+/// Adds the sorted buckets `theirs` into the sorted buckets `mine`, in
+/// place and in one pass: `mine` grows by the indices it lacks, then both
+/// are merged from the back (every write lands at or after the read).
+fn merge_sorted(mine: &mut Vec<(i32, u64)>, theirs: &[(i32, u64)]) {
+    let (mut a, mut b, mut missing) = (0, 0, 0);
+    while b < theirs.len() {
+        if a == mine.len() || theirs[b].0 < mine[a].0 {
+            missing += 1;
+            b += 1;
+        } else {
+            b += usize::from(theirs[b].0 == mine[a].0);
+            a += 1;
+        }
+    }
+    let (mut a, mut b) = (mine.len(), theirs.len());
+    mine.resize(a + missing, (0, 0));
+    let mut w = mine.len();
+    while b > 0 {
+        w -= 1;
+        if a > 0 && mine[a - 1].0 > theirs[b - 1].0 {
+            a -= 1;
+            mine[w] = mine[a];
+        } else if a > 0 && mine[a - 1].0 == theirs[b - 1].0 {
+            a -= 1;
+            b -= 1;
+            mine[w] = (mine[a].0, mine[a].1 + theirs[b].1);
+        } else {
+            b -= 1;
+            mine[w] = theirs[b];
+        }
     }
 }
 
@@ -249,6 +305,28 @@ mod tests {
     }
 
     proptest! {
+        /// Merging stores (sparse or dense, overlapping or not) adds their
+        /// bucket counts, as a map from index to count would.
+        #[test]
+        fn store_merge_adds_bucket_counts(
+            a in proptest::collection::vec((-40i32..40, 1u64..5), 0..120),
+            b in proptest::collection::vec((-60i32..30, 1u64..5), 0..120),
+        ) {
+            let store = |adds: &[(i32, u64)]| {
+                let mut s = Store::default();
+                adds.iter().for_each(|&(i, n)| s.add(i, n));
+                s
+            };
+            let mut want = std::collections::BTreeMap::new();
+            for &(i, n) in a.iter().chain(&b) {
+                *want.entry(i).or_insert(0) += n;
+            }
+            let mut merged = store(&a);
+            merged.merge(&store(&b));
+            let got: Vec<(i32, u64)> = merged.buckets().collect();
+            prop_assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+        }
+
         #[test]
         fn within_relative_error_and_merge_equals_direct(
             a in proptest::collection::vec(0.001f64..1.0e6, 1..200),

@@ -155,17 +155,52 @@ impl std::hash::Hash for PaneKey {
 type Pane = HashMap<PaneKey, Acc, FpBuildHasher>;
 type RowKey = (Kpi, GroupKey);
 
+/// A row of a fired window.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct FiredRow {
-    acc: Acc,
+    /// Shared with the rows of the next windows while none of them changes
+    /// (a 24h window every 1h over sparse data fires 24 times over the same
+    /// accumulators); a late observation copies it first. Checkpoints hold
+    /// the accumulator itself.
+    acc: Arc<Acc>,
     /// Last emitted revision; `None` if the row never met the emit condition.
     revision: Option<u32>,
     churn_base: u64,
+    /// The reading emitted last, while `acc` has not changed since (a
+    /// window sharing `acc` reads the same numbers, churn aside). Not in
+    /// checkpoints: a restored row reads its accumulator again.
+    #[serde(skip)]
+    reading: Option<Reading>,
+}
+
+impl FiredRow {
+    fn apply(&mut self, update: Update) {
+        Arc::make_mut(&mut self.acc).apply(update);
+        self.reading = None;
+    }
+
+    /// Reads the row (reusing the reading of `shared` when it holds the
+    /// same accumulator and the KPI does not read the churn base).
+    fn read(&mut self, kpi: Kpi, shared: Option<&FiredRow>) -> Option<Reading> {
+        let reading = match shared {
+            Some(prev)
+                if kpi.kind() != KpiKind::Churn
+                    && prev.reading.is_some()
+                    && Arc::ptr_eq(&prev.acc, &self.acc) =>
+            {
+                prev.reading
+            }
+            _ => read(kpi, &self.acc, self.churn_base),
+        };
+        self.reading = reading;
+        reading
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct FiredWindow {
-    rows: AHashMap<RowKey, FiredRow>,
+    /// In key order, so rows are emitted in the same order on every run.
+    rows: BTreeMap<RowKey, FiredRow>,
     /// Its oldest pane (the one the next window does not contain) held
     /// data when it fired, or got some since.
     oldest_pane_had_data: bool,
@@ -498,7 +533,7 @@ impl WindowState {
                     churn_base: churn_base(obs.kpi, &group, end - size, sets, base),
                     ..FiredRow::default()
                 });
-                row.acc.apply(obs.update);
+                row.apply(obs.update);
                 dirty.push(Dirty {
                     window,
                     end,
@@ -539,31 +574,13 @@ impl WindowState {
     ) {
         let step = self.spec.step;
         let start = end - self.spec.size;
-        let mut rows = match self.fired.get(&(end - step)) {
-            // The previous window held exactly these panes' data: nothing
-            // left with its oldest pane and nothing came with the newest
-            // (long windows over sparse data, the end-of-input flush).
-            Some(prev)
-                if !prev.oldest_pane_had_data && !self.panes.contains_key(&(end / step - 1)) =>
-            {
-                prev.rows
-                    .iter()
-                    .map(|(key, row)| (*key, row.acc.clone()))
-                    .collect()
-            }
-            _ => self.merge_panes(start, end, sets),
-        };
-        let mut keys: Vec<RowKey> = rows.keys().copied().collect();
-        keys.sort_unstable();
         let mut fired = FiredWindow {
             oldest_pane_had_data: self.panes.contains_key(&(start / step)),
             ..FiredWindow::default()
         };
-        for key in keys {
-            let acc = rows.remove(&key).unwrap_or_default();
-            let churn_base = churn_base(key.0, &key.1, start, sets, base);
-            let mut revision = None;
-            if let Some(reading) = read(key.0, &acc, churn_base) {
+        let mut emit = |key: RowKey, mut row: FiredRow, shared: Option<&FiredRow>| {
+            row.churn_base = churn_base(key.0, &key.1, start, sets, base);
+            if let Some(reading) = row.read(key.0, shared) {
                 out.push(Row {
                     window,
                     start,
@@ -573,17 +590,44 @@ impl WindowState {
                     reading,
                     revision: 0,
                 });
-                revision = Some(0);
+                row.revision = Some(0);
             }
-            fired.rows.insert(
-                key,
-                FiredRow {
-                    acc,
-                    revision,
-                    churn_base,
-                },
-            );
-        }
+            (key, row)
+        };
+        fired.rows = match self.fired.get(&(end - step)) {
+            // The previous window held exactly these panes' data: nothing
+            // left with its oldest pane and nothing came with the newest
+            // (long windows over sparse data, the end-of-input flush). Its
+            // accumulators are shared, not copied.
+            Some(prev)
+                if !prev.oldest_pane_had_data && !self.panes.contains_key(&(end / step - 1)) =>
+            {
+                prev.rows
+                    .iter()
+                    .map(|(key, row)| {
+                        let shared = FiredRow {
+                            acc: Arc::clone(&row.acc),
+                            ..FiredRow::default()
+                        };
+                        emit(*key, shared, Some(row))
+                    })
+                    .collect()
+            }
+            _ => {
+                let mut rows: Vec<(RowKey, Acc)> =
+                    self.merge_panes(start, end, sets).into_iter().collect();
+                rows.sort_unstable_by_key(|r| r.0);
+                rows.into_iter()
+                    .map(|(key, acc)| {
+                        let row = FiredRow {
+                            acc: Arc::new(acc),
+                            ..FiredRow::default()
+                        };
+                        emit(key, row, None)
+                    })
+                    .collect()
+            }
+        };
         self.fired.insert(end, fired);
         self.fired_through = end;
     }
@@ -641,7 +685,7 @@ impl WindowState {
         else {
             return;
         };
-        if let Some(reading) = read(d.kpi, &row.acc, row.churn_base) {
+        if let Some(reading) = row.read(d.kpi, None) {
             let revision = row.revision.map_or(0, |r| r + 1);
             row.revision = Some(revision);
             out.push(Row {
