@@ -151,9 +151,55 @@ impl std::hash::Hash for PaneKey {
     }
 }
 
-/// One pane's entries.
-type Pane = HashMap<PaneKey, Acc, FpBuildHasher>;
 type RowKey = (Kpi, GroupKey);
+
+/// One pane: its entries, and (once a window firing over it asked) the
+/// rows they make in every grouping set. A 5m window every 1m fires five
+/// times over each pane; with the rows kept, each firing merges a pane's
+/// rows instead of its entries once per grouping set. Any change to the
+/// entries drops the rows, so they are always the entries' rows, built
+/// the same way (entries in key order): checkpoints hold the entries only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Pane {
+    entries: HashMap<PaneKey, Acc, FpBuildHasher>,
+    #[serde(skip)]
+    rows: Option<Vec<(RowKey, Acc)>>,
+}
+
+impl Pane {
+    /// The entry of `key`, for a change: the rows no longer hold.
+    fn entry(&mut self, key: PaneKey) -> &mut Acc {
+        self.rows = None;
+        self.entries.entry(key).or_default()
+    }
+
+    /// The entries in key order (merged in that order, floating-point sums
+    /// come out bit-identical on every run and after every restore).
+    fn sorted_entries(&self) -> Vec<(&PaneKey, &Acc)> {
+        let mut entries: Vec<(&PaneKey, &Acc)> = self.entries.iter().collect();
+        entries.sort_unstable_by_key(|e| e.0);
+        entries
+    }
+
+    /// The pane's rows in every grouping set, in key order.
+    fn rows(&mut self, sets: &GroupingSets) -> &[(RowKey, Acc)] {
+        if self.rows.is_none() {
+            let mut rows: AHashMap<RowKey, Acc> = AHashMap::new();
+            for (PaneKey { kpi, dims }, acc) in self.sorted_entries() {
+                for &set in sets.for_kpi(*kpi) {
+                    rows.entry((*kpi, sets.key(set, dims)))
+                        .or_default()
+                        .merge(acc);
+                }
+            }
+            let mut rows: Vec<(RowKey, Acc)> = rows.into_iter().collect();
+            rows.sort_unstable_by_key(|r| r.0);
+            self.rows = Some(rows);
+        }
+        self.rows.as_deref().unwrap_or_default()
+    }
+}
 
 /// A row of a fired window.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -340,15 +386,10 @@ impl Windows {
             (&b[0], &mut a[i])
         };
         let (sj, si) = (src.spec.step, dst.spec.step);
-        let mut entries: Vec<(&PaneKey, &Acc)> = Vec::new();
         for (&k, pane) in src.panes.range(from.div_euclid(sj)..end.div_euclid(sj)) {
-            // Key order, as in `fire`: sums come out the same on every run.
-            entries.clear();
-            entries.extend(pane.iter());
-            entries.sort_unstable_by_key(|e| e.0);
             let slot = dst.panes.entry((k * sj).div_euclid(si)).or_default();
-            for (key, acc) in entries.iter().copied() {
-                slot.entry(*key).or_default().merge(acc);
+            for (key, acc) in pane.sorted_entries() {
+                slot.entry(*key).merge(acc);
             }
         }
         dst.rolled_up_through = end;
@@ -512,7 +553,6 @@ impl WindowState {
                     kpi: obs.kpi,
                     dims: *dims,
                 })
-                .or_default()
                 .apply(obs.update);
         }
         if oldest_end > self.fired_through {
@@ -632,28 +672,24 @@ impl WindowState {
         self.fired_through = end;
     }
 
-    /// Rolls the panes of `[start, end)` up into one accumulator per row.
+    /// Rolls the panes of `[start, end)` up into one accumulator per row:
+    /// each pane's rows (see [`Pane::rows`]), merged pane by pane in time
+    /// order.
     fn merge_panes(
-        &self,
+        &mut self,
         start: Micros,
         end: Micros,
         sets: &GroupingSets,
     ) -> AHashMap<RowKey, Acc> {
         let step = self.spec.step;
         let mut rows: AHashMap<RowKey, Acc> = AHashMap::new();
-        let mut entries: Vec<(&PaneKey, &Acc)> = Vec::new();
-        for pane in self.panes.range(start / step..end / step).map(|(_, p)| p) {
-            // Merge in key order, not hash order: floating-point sums then
-            // come out bit-identical on every run and after every restore.
-            entries.clear();
-            entries.extend(pane.iter());
-            entries.sort_unstable_by_key(|e| e.0);
-            for (PaneKey { kpi, dims }, acc) in entries.iter().copied() {
-                for &set in sets.for_kpi(*kpi) {
-                    rows.entry((*kpi, sets.key(set, dims)))
-                        .or_default()
-                        .merge(acc);
-                }
+        for pane in self
+            .panes
+            .range_mut(start / step..end / step)
+            .map(|(_, p)| p)
+        {
+            for (key, acc) in pane.rows(sets) {
+                rows.entry(*key).or_default().merge(acc);
             }
         }
         rows
