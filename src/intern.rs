@@ -124,6 +124,7 @@ impl Interner {
         sym
     }
 
+    /// [`Interner::intern`] behind the cache: the index, then a new symbol.
     fn intern_indexed(&mut self, value: &str) -> Sym {
         if let Some(sym) = self.index.get(value) {
             return *sym;
@@ -135,6 +136,7 @@ impl Interner {
         sym
     }
 
+    /// The text of a symbol.
     pub fn resolve(&self, sym: Sym) -> &Arc<str> {
         &self.names[sym.0 as usize]
     }

@@ -182,7 +182,9 @@ impl Pane {
         entries
     }
 
-    /// The pane's rows in every grouping set, in key order.
+    /// The pane's rows in every grouping set (in no particular order: a
+    /// window adds each row to its own, so a row's sum depends only on the
+    /// order of the panes and of the entries).
     fn rows(&mut self, sets: &GroupingSets) -> &[(RowKey, Acc)] {
         if self.rows.is_none() {
             let mut rows: AHashMap<RowKey, Acc> = AHashMap::new();
@@ -193,9 +195,7 @@ impl Pane {
                         .merge(acc);
                 }
             }
-            let mut rows: Vec<(RowKey, Acc)> = rows.into_iter().collect();
-            rows.sort_unstable_by_key(|r| r.0);
-            self.rows = Some(rows);
+            self.rows = Some(rows.into_iter().collect());
         }
         self.rows.as_deref().unwrap_or_default()
     }
