@@ -5,7 +5,8 @@
 //! file layered on the defaults, e.g. other windows). Generates the
 //! events in memory first, then times, in one run and on the same bytes:
 //!
-//! 1. `scan`   – splitting the input into lines (the floor of any reader);
+//! 1. `scan`   – splitting the input into lines with memchr, as `replay`'s
+//!    reader does (the floor of any reader);
 //! 2. `decode` – parsing and validating every line into an `Event`;
 //! 3. `engine only` – the engine on events decoded beforehand (each next
 //!    event's dedup slot prefetched, as `replay` does);
@@ -102,7 +103,21 @@ fn main() {
         );
         best
     };
-    let lines = || input.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    // Lines found with memchr, as `replay`'s reader (input::JsonLines) does.
+    let lines = || {
+        let mut rest = &input[..];
+        std::iter::from_fn(move || loop {
+            if rest.is_empty() {
+                return None;
+            }
+            let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+            let line = &rest[..end];
+            rest = &rest[(end + 1).min(rest.len())..];
+            if !line.is_empty() {
+                return Some(line);
+            }
+        })
+    };
 
     let mut times = Vec::new();
     for _ in 0..phase_runs("scan") {
