@@ -57,8 +57,9 @@ impl JsonLines {
             };
             self.line_no += 1;
             let line = &self.buf[line_start..line_end];
+            // `\r\n` endings (the `\n` is not part of the line).
             let mut end = line.len();
-            while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+            while end > 0 && line[end - 1] == b'\r' {
                 end -= 1;
             }
             // A UTF-8 byte order mark opening the file is not part of the
