@@ -120,16 +120,18 @@ impl<S: Slot> OpenTable<S> {
     }
 
     /// Stores `slot`, whose key is absent and whose probe ended at
-    /// `vacant` (or elsewhere, if the table has to grow first).
+    /// `vacant` (or elsewhere, if the table has to grow first); returns
+    /// where it went.
     #[inline]
-    pub fn insert_at(&mut self, vacant: usize, slot: S) {
+    pub fn insert_at(&mut self, vacant: usize, slot: S) -> usize {
         debug_assert!(slot.key().is_some());
         self.len += 1;
         if self.len * 8 > self.slots.len() * 5 {
             self.grow();
-            self.place(slot);
+            self.place(slot)
         } else {
             self.slots[vacant] = slot;
+            vacant
         }
     }
 
@@ -138,18 +140,21 @@ impl<S: Slot> OpenTable<S> {
         let id = slot.key().expect("putting an occupied slot");
         match self.probe(id) {
             Ok(i) => self.slots[i] = slot,
-            Err(vacant) => self.insert_at(vacant, slot),
+            Err(vacant) => {
+                self.insert_at(vacant, slot);
+            }
         }
     }
 
-    /// Puts an entry in the first vacant slot from its home.
-    fn place(&mut self, slot: S) {
+    /// Puts an entry in the first vacant slot from its home; returns it.
+    fn place(&mut self, slot: S) -> usize {
         let mask = self.slots.len() - 1;
         let mut i = self.home(slot.key().expect("placing an occupied slot"));
         while self.slots[i].key().is_some() {
             i = (i + 1) & mask;
         }
         self.slots[i] = slot;
+        i
     }
 
     /// Doubles the table in place. Growing the vector reallocates it,
@@ -250,6 +255,15 @@ impl<S: Slot> OpenTable<S> {
     pub fn iter(&self) -> impl Iterator<Item = &S> {
         self.slots.iter().filter(|s| s.key().is_some())
     }
+
+    /// How far each entry sits from its home slot.
+    #[cfg(test)]
+    fn displacements(&self) -> Vec<usize> {
+        let mask = self.slots.len().wrapping_sub(1);
+        (0..self.slots.len())
+            .filter_map(|i| Some(i.wrapping_sub(self.home(self.slots[i].key()?)) & mask))
+            .collect()
+    }
 }
 
 /// A fixed set of bit flags (the pending slots of [`OpenTable::grow`]);
@@ -329,6 +343,19 @@ impl<V: Clone> FpTable<V> {
                 self.0.insert_at(vacant, Some((id.into(), make())));
                 true
             }
+        }
+    }
+
+    /// The value under `id`, first inserting `make()` if `id` is absent.
+    #[inline]
+    pub fn get_or_insert_with(&mut self, id: Fp, make: impl FnOnce() -> V) -> &mut V {
+        let i = match self.0.probe(id) {
+            Ok(i) => i,
+            Err(vacant) => self.0.insert_at(vacant, Some((id.into(), make()))),
+        };
+        match self.0.slot_mut(i) {
+            Some((_, v)) => v,
+            None => unreachable!("slot {i} was just found or filled"),
         }
     }
 
@@ -448,6 +475,33 @@ mod tests {
             1 => any::<u32>().prop_map(Op::RetainBelow),
         ];
         proptest::collection::vec(op, 1..3000)
+    }
+
+    /// Window pane keys are not hashes but packed fields (KPI, then three
+    /// small interned numbers); the fold still spreads them, so probes stay
+    /// short in a table of a busy pane's size.
+    #[test]
+    fn packed_pane_keys_probe_short() {
+        let mut t: FpTable<u32> = FpTable::default();
+        for kpi in 0..22u128 {
+            for channel in 0..4u128 {
+                for region in 0..6u128 {
+                    for agent in 0..200u128 {
+                        let key = (kpi << 96) | (channel << 64) | (region << 32) | agent;
+                        t.insert(key, 0);
+                    }
+                }
+            }
+        }
+        let d = t.0.displacements();
+        assert_eq!(d.len(), 22 * 4 * 6 * 200);
+        let mean = d.iter().sum::<usize>() as f64 / d.len() as f64;
+        assert!(mean < 2.0, "mean displacement {mean}");
+        assert!(
+            *d.iter().max().unwrap() < 64,
+            "max displacement {:?}",
+            d.iter().max()
+        );
     }
 
     proptest! {

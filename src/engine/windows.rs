@@ -18,8 +18,8 @@
 //! window built from it has taken it.
 
 use super::accum::{Acc, Update};
-use super::fpmap::FpBuildHasher;
 use super::kpi::{read, Dim, Kpi, KpiKind, Reading};
+use super::table::FpTable;
 use crate::intern::Sym;
 use crate::time::Micros;
 use ahash::AHashMap;
@@ -135,19 +135,28 @@ pub struct Row {
 }
 
 /// A pane entry: the KPI and the observation's own dimension values.
-/// Hashed as one `u128` with [`FpBuildHasher`]'s single multiply (a pane
-/// update is the engine's hottest map access); ordered (and encoded) like
-/// the `(kpi, dims)` tuple it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// Stored packed into one `u128` ([`PaneKey::pack`]) in the pane's
+/// [`FpTable`] (a pane update is the engine's hottest map access); ordered
+/// (and encoded) like the `(kpi, dims)` tuple it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 struct PaneKey {
     kpi: Kpi,
     dims: Dims,
 }
 
-impl std::hash::Hash for PaneKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+impl PaneKey {
+    /// `kpi` in bits 96.., the dimension values below it, in order: the
+    /// packed keys sort as the keys do.
+    fn pack(self) -> u128 {
         let [a, b, c] = self.dims.map(|s| u128::from(s.0));
-        state.write_u128((u128::from(self.kpi as u8) << 96) | (a << 64) | (b << 32) | c);
+        (u128::from(self.kpi as u8) << 96) | (a << 64) | (b << 32) | c
+    }
+
+    fn unpack(k: u128) -> PaneKey {
+        PaneKey {
+            kpi: Kpi::ALL[(k >> 96) as usize],
+            dims: [(k >> 64) as u32, (k >> 32) as u32, k as u32].map(Sym),
+        }
     }
 }
 
@@ -158,12 +167,14 @@ type RowKey = (Kpi, GroupKey);
 /// times over each pane; with the rows kept, each firing merges a pane's
 /// rows instead of its entries once per grouping set. Any change to the
 /// entries drops the rows, so they are always the entries' rows, built
-/// the same way (entries in key order): checkpoints hold the entries only.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(transparent)]
+/// the same way (entries in key order): checkpoints hold the entries only,
+/// as a map from [`PaneKey`] to accumulator.
+#[derive(Debug, Clone, Default)]
 struct Pane {
-    entries: HashMap<PaneKey, Acc, FpBuildHasher>,
-    #[serde(skip)]
+    /// Accumulators by packed [`PaneKey`]. An open-addressing table whose
+    /// slot holds key and accumulator: one probe, mostly one cache line,
+    /// where a `HashMap` read a control group first.
+    entries: FpTable<Acc>,
     rows: Option<Vec<(RowKey, Acc)>>,
 }
 
@@ -171,15 +182,18 @@ impl Pane {
     /// The entry of `key`, for a change: the rows no longer hold.
     fn entry(&mut self, key: PaneKey) -> &mut Acc {
         self.rows = None;
-        self.entries.entry(key).or_default()
+        self.entries.get_or_insert_with(key.pack(), Acc::default)
     }
 
     /// The entries in key order (merged in that order, floating-point sums
     /// come out bit-identical on every run and after every restore).
-    fn sorted_entries(&self) -> Vec<(&PaneKey, &Acc)> {
-        let mut entries: Vec<(&PaneKey, &Acc)> = self.entries.iter().collect();
+    fn sorted_entries(&self) -> Vec<(PaneKey, &Acc)> {
+        let mut entries: Vec<(u128, &Acc)> = self.entries.iter().collect();
         entries.sort_unstable_by_key(|e| e.0);
         entries
+            .into_iter()
+            .map(|(k, acc)| (PaneKey::unpack(k), acc))
+            .collect()
     }
 
     /// The pane's rows in every grouping set (in no particular order: a
@@ -189,8 +203,8 @@ impl Pane {
         if self.rows.is_none() {
             let mut rows: AHashMap<RowKey, Acc> = AHashMap::new();
             for (PaneKey { kpi, dims }, acc) in self.sorted_entries() {
-                for &set in sets.for_kpi(*kpi) {
-                    rows.entry((*kpi, sets.key(set, dims)))
+                for &set in sets.for_kpi(kpi) {
+                    rows.entry((kpi, sets.key(set, &dims)))
                         .or_default()
                         .merge(acc);
                 }
@@ -198,6 +212,30 @@ impl Pane {
             self.rows = Some(rows.into_iter().collect());
         }
         self.rows.as_deref().unwrap_or_default()
+    }
+}
+
+/// Encoded as the map from [`PaneKey`] to accumulator it stands for (the
+/// `HashMap` a pane once was, so checkpoints do not depend on the table).
+impl Serialize for Pane {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
+        for (k, acc) in self.entries.iter() {
+            map.serialize_entry(&PaneKey::unpack(k), acc)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Pane {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let entries = HashMap::<PaneKey, Acc>::deserialize(deserializer)?;
+        let mut pane = Pane::default();
+        for (key, acc) in entries {
+            *pane.entry(key) = acc;
+        }
+        Ok(pane)
     }
 }
 
@@ -389,7 +427,7 @@ impl Windows {
         for (&k, pane) in src.panes.range(from.div_euclid(sj)..end.div_euclid(sj)) {
             let slot = dst.panes.entry((k * sj).div_euclid(si)).or_default();
             for (key, acc) in pane.sorted_entries() {
-                slot.entry(*key).merge(acc);
+                slot.entry(key).merge(acc);
             }
         }
         dst.rolled_up_through = end;
@@ -525,11 +563,21 @@ impl WindowState {
         let step = self.spec.step;
         let size = self.spec.size;
         let k = self.slot_of(obs.t);
+        let oldest_end = (k + 1) * step;
+        // The common case for a window rolled up from a source, in order:
+        // its slot is not rolled up yet (the source's pane takes the
+        // observation), no fired window contains t, and the window to fire
+        // next ends no later than the first one containing t. Nothing to do.
+        if obs.t >= self.rolled_up_through
+            && obs.t >= self.fired_through
+            && self.next_fire.is_some_and(|f| f <= oldest_end)
+        {
+            return false;
+        }
         // Windows containing t end at (k-j)·step + size for j in 0..m (m =
         // size / step), from newest_end down to oldest_end = (k+1)·step;
         // the fired ones are those with end <= fired_through.
         let newest_end = k * step + size;
-        let oldest_end = (k + 1) * step;
         if newest_end > self.fired_through {
             // The earliest window containing t that has not fired holds
             // data: the oldest one if it is after fired_through (in order:
@@ -768,5 +816,56 @@ fn churn_base(
         base.active_at(start, sets.region_of(group))
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pane_key() -> impl Strategy<Value = PaneKey> {
+        (0..Kpi::ALL.len(), any::<[u32; 3]>()).prop_map(|(k, d)| PaneKey {
+            kpi: Kpi::ALL[k],
+            dims: d.map(Sym),
+        })
+    }
+
+    proptest! {
+        /// A packed key unpacks to itself, and packed keys sort as keys do
+        /// (the pane's entries are merged in that order).
+        #[test]
+        fn pane_keys_pack_in_key_order(a in pane_key(), b in pane_key()) {
+            prop_assert_eq!(PaneKey::unpack(a.pack()), a);
+            prop_assert_eq!(a.pack().cmp(&b.pack()), a.cmp(&b));
+        }
+    }
+
+    /// A pane is encoded as the `HashMap<PaneKey, Acc>` it was before its
+    /// entries moved to a table: each decodes the other.
+    #[test]
+    fn a_pane_encodes_as_the_map_it_was() {
+        let mut map: HashMap<PaneKey, Acc> = HashMap::new();
+        for (i, &kpi) in Kpi::ALL.iter().enumerate() {
+            for agent in 0..40u32 {
+                let key = PaneKey {
+                    kpi,
+                    dims: [Sym(i as u32 % 3), Sym(7), Sym(agent)],
+                };
+                let mut acc = Acc::default();
+                for v in 0..=agent % 4 {
+                    acc.apply(Update::Sample(f64::from(v) * 1.5 + f64::from(agent)));
+                }
+                map.insert(key, acc);
+            }
+        }
+        let pane: Pane = postcard::from_bytes(&postcard::to_stdvec(&map).unwrap()).unwrap();
+        assert_eq!(pane.entries.len(), map.len());
+        let back: HashMap<PaneKey, Acc> =
+            postcard::from_bytes(&postcard::to_stdvec(&pane).unwrap()).unwrap();
+        assert_eq!(back, map);
+        let sorted = pane.sorted_entries();
+        assert!(sorted.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(sorted.iter().all(|(k, acc)| map[k] == **acc));
     }
 }
