@@ -102,22 +102,28 @@ fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
 
 /// Seconds from 1970-01-01T00:00 to the local date and minute
 /// `YYYY-MM-DDTHH:MM` (offset not applied), or `None` if any field is out
-/// of range. Events of one stream share their minute in long runs, so the
-/// last answer is kept (per thread) and a repeated minute costs one
-/// 16-byte compare instead of the date arithmetic.
+/// of range. Events of one stream share their minute in long runs, one
+/// run per zone offset in use (a stream mixing `Z`, `+09:00` and `-05:00`
+/// interleaves three), so recent answers are kept per thread, one per
+/// local hour: a repeated minute costs one 16-byte compare instead of the
+/// date arithmetic.
 fn minute_start(head: &[u8; 16]) -> Option<i64> {
+    const WAYS: usize = 32;
     thread_local! {
-        /// The last minute parsed (its 16 bytes) and its answer. All zero
-        /// bytes are not a minute, so the initial entry never matches.
-        static LAST: std::cell::Cell<(u128, i64)> = const { std::cell::Cell::new((0, 0)) };
+        /// Minutes parsed (their 16 bytes) and their answers. All zero
+        /// bytes are not a minute, so the initial entries never match.
+        static RECENT: [std::cell::Cell<(u128, i64)>; WAYS] =
+            const { [const { std::cell::Cell::new((0, 0)) }; WAYS] };
     }
     let key = u128::from_le_bytes(*head);
-    let (last, start) = LAST.with(|c| c.get());
+    // The hour's digits pick the entry: 24 hours, 24 different entries.
+    let way = (usize::from(head[11]) * 10 + usize::from(head[12])) % WAYS;
+    let (last, start) = RECENT.with(|r| r[way].get());
     if last == key {
         return Some(start);
     }
     let start = parse_minute(head)?;
-    LAST.with(|c| c.set((key, start)));
+    RECENT.with(|r| r[way].set((key, start)));
     Some(start)
 }
 
