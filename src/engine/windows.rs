@@ -187,13 +187,12 @@ impl Pane {
 
     /// The entries in key order (merged in that order, floating-point sums
     /// come out bit-identical on every run and after every restore).
-    fn sorted_entries(&self) -> Vec<(PaneKey, &Acc)> {
+    fn sorted_entries(&self) -> impl Iterator<Item = (PaneKey, &Acc)> {
         let mut entries: Vec<(u128, &Acc)> = self.entries.iter().collect();
         entries.sort_unstable_by_key(|e| e.0);
         entries
             .into_iter()
             .map(|(k, acc)| (PaneKey::unpack(k), acc))
-            .collect()
     }
 
     /// The pane's rows in every grouping set (in no particular order: a
@@ -864,7 +863,7 @@ mod tests {
         let back: HashMap<PaneKey, Acc> =
             postcard::from_bytes(&postcard::to_stdvec(&pane).unwrap()).unwrap();
         assert_eq!(back, map);
-        let sorted = pane.sorted_entries();
+        let sorted: Vec<_> = pane.sorted_entries().collect();
         assert!(sorted.windows(2).all(|w| w[0].0 < w[1].0));
         assert!(sorted.iter().all(|(k, acc)| map[k] == **acc));
     }
