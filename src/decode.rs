@@ -182,44 +182,106 @@ impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
     }
 }
 
-/// Every field of every event type; unknown fields are ignored.
-#[derive(Debug, Default, Deserialize)]
+/// A field of the contract: its index in [`FIELDS`] and in a [`RawEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Key {
+    EventId,
+    Type,
+    Ts,
+    Region,
+    Channel,
+    TicketId,
+    CustomerId,
+    Author,
+    Public,
+    AgentId,
+    ChatId,
+    Survey,
+    Score,
+    CheckoutId,
+    OrderId,
+    Value,
+    SubscriptionId,
+}
+
+/// Every field of every event type, by [`Key`]; unknown fields are
+/// ignored. An array, not a struct, so that the fast path stores a value by
+/// the key's index instead of branching on it.
+#[derive(Debug, Default)]
+pub struct RawEvent<'a>([Field<'a>; FIELDS.len()]);
+
+impl<'a> std::ops::Index<Key> for RawEvent<'a> {
+    type Output = Field<'a>;
+    fn index(&self, key: Key) -> &Field<'a> {
+        &self.0[key as usize]
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawEvent<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let e = SerdeEvent::deserialize(d)?;
+        // In `FIELDS` order (a test checks every key lands in its slot).
+        Ok(RawEvent([
+            e.event_id,
+            e.kind,
+            e.ts,
+            e.region,
+            e.channel,
+            e.ticket_id,
+            e.customer_id,
+            e.author,
+            e.public,
+            e.agent_id,
+            e.chat_id,
+            e.survey,
+            e.score,
+            e.checkout_id,
+            e.order_id,
+            e.value,
+            e.subscription_id,
+        ]))
+    }
+}
+
+/// [`RawEvent`] as serde reads it, field by field (the general path).
+#[derive(Default, Deserialize)]
 #[serde(default)]
-pub struct RawEvent<'a> {
+struct SerdeEvent<'a> {
     #[serde(borrow)]
-    pub event_id: Field<'a>,
+    event_id: Field<'a>,
     #[serde(borrow, rename = "type")]
-    pub kind: Field<'a>,
+    kind: Field<'a>,
     #[serde(borrow)]
-    pub ts: Field<'a>,
+    ts: Field<'a>,
     #[serde(borrow)]
-    pub region: Field<'a>,
+    region: Field<'a>,
     #[serde(borrow)]
-    pub channel: Field<'a>,
+    channel: Field<'a>,
     #[serde(borrow)]
-    pub ticket_id: Field<'a>,
+    ticket_id: Field<'a>,
     #[serde(borrow)]
-    pub customer_id: Field<'a>,
+    customer_id: Field<'a>,
     #[serde(borrow)]
-    pub author: Field<'a>,
+    author: Field<'a>,
     #[serde(borrow)]
-    pub public: Field<'a>,
+    public: Field<'a>,
     #[serde(borrow)]
-    pub agent_id: Field<'a>,
+    agent_id: Field<'a>,
     #[serde(borrow)]
-    pub chat_id: Field<'a>,
+    chat_id: Field<'a>,
     #[serde(borrow)]
-    pub survey: Field<'a>,
+    survey: Field<'a>,
     #[serde(borrow)]
-    pub score: Field<'a>,
+    score: Field<'a>,
     #[serde(borrow)]
-    pub checkout_id: Field<'a>,
+    checkout_id: Field<'a>,
     #[serde(borrow)]
-    pub order_id: Field<'a>,
+    order_id: Field<'a>,
     #[serde(borrow)]
-    pub value: Field<'a>,
+    value: Field<'a>,
     #[serde(borrow)]
-    pub subscription_id: Field<'a>,
+    subscription_id: Field<'a>,
 }
 
 /// Parses one line or message value into a [`RawEvent`].
@@ -275,12 +337,12 @@ mod flat {
     pub(super) fn parse<'a>(bytes: &'a [u8], raw: &mut RawEvent<'a>) -> Option<()> {
         match Quotes::scan(bytes) {
             // A plain line: each string ends at the next quote.
-            Some(quotes) => object(bytes, raw, |from| quotes.next(from)),
+            Some(quotes) => object::<true>(bytes, raw, |from| quotes.next(from)),
             None => {
                 // Not UTF-8: serde reports where. Validated once, up front
                 // (one pass is far cheaper than one call per string field).
                 std::str::from_utf8(bytes).ok()?;
-                object(bytes, raw, |from| {
+                object::<false>(bytes, raw, |from| {
                     let end = from + string_end(&bytes[from..])?;
                     // An escape or a control character: serde's job.
                     (bytes[end] == b'"').then_some(end)
@@ -290,10 +352,18 @@ mod flat {
     }
 
     /// Index after the JSON whitespace (exactly serde_json's set) at `i`.
+    /// In a plain line (`PLAIN`) the only whitespace byte there can be is
+    /// the space: the others are control characters.
     #[inline(always)]
-    fn ws(b: &[u8], mut i: usize) -> usize {
-        while matches!(b.get(i), Some(b' ' | b'\n' | b'\t' | b'\r')) {
-            i += 1;
+    fn ws<const PLAIN: bool>(b: &[u8], mut i: usize) -> usize {
+        if PLAIN {
+            while b.get(i) == Some(&b' ') {
+                i += 1;
+            }
+        } else {
+            while matches!(b.get(i), Some(b' ' | b'\n' | b'\t' | b'\r')) {
+                i += 1;
+            }
         }
         i
     }
@@ -313,18 +383,18 @@ mod flat {
     /// ends a string whose text starts at `i`, or `None` to decline (an
     /// escape, a control character, the end of the line).
     #[inline(always)]
-    fn object<'a>(
+    fn object<'a, const PLAIN: bool>(
         b: &'a [u8],
         raw: &mut RawEvent<'a>,
         closing_quote: impl Fn(usize) -> Option<usize>,
     ) -> Option<()> {
-        let mut i = ws(b, 0);
+        let mut i = ws::<PLAIN>(b, 0);
         if b.get(i) != Some(&b'{') {
             return None;
         }
-        i = ws(b, i + 1);
+        i = ws::<PLAIN>(b, i + 1);
         if b.get(i) == Some(&b'}') {
-            return (ws(b, i + 1) == b.len()).then_some(());
+            return (ws::<PLAIN>(b, i + 1) == b.len()).then_some(());
         }
         let mut seen = 0u32;
         loop {
@@ -333,11 +403,11 @@ mod flat {
             }
             let end = closing_quote(i + 1)?;
             let key = key_index(b, i + 1, end);
-            i = ws(b, end + 1);
+            i = ws::<PLAIN>(b, end + 1);
             if b.get(i) != Some(&b':') {
                 return None;
             }
-            i = ws(b, i + 1);
+            i = ws::<PLAIN>(b, i + 1);
             let value;
             (value, i) = match *b.get(i)? {
                 b'"' => {
@@ -356,16 +426,16 @@ mod flat {
                     return None; // serde reports the duplicate
                 }
                 seen |= bit;
-                *slot(raw, k) = value;
+                raw.0[k] = value;
             }
-            i = ws(b, i);
+            i = ws::<PLAIN>(b, i);
             match b.get(i) {
-                Some(b',') => i = ws(b, i + 1),
+                Some(b',') => i = ws::<PLAIN>(b, i + 1),
                 Some(b'}') => break,
                 _ => return None,
             }
         }
-        (ws(b, i + 1) == b.len()).then_some(())
+        (ws::<PLAIN>(b, i + 1) == b.len()).then_some(())
     }
 
     /// `text` at `i` as `value`, and the index after it.
@@ -558,29 +628,6 @@ mod flat {
         }
     }
 
-    /// The field of `KEYS[k]`.
-    fn slot<'r, 'a>(raw: &'r mut RawEvent<'a>, k: usize) -> &'r mut Field<'a> {
-        match k {
-            0 => &mut raw.event_id,
-            1 => &mut raw.kind,
-            2 => &mut raw.ts,
-            3 => &mut raw.region,
-            4 => &mut raw.channel,
-            5 => &mut raw.ticket_id,
-            6 => &mut raw.customer_id,
-            7 => &mut raw.author,
-            8 => &mut raw.public,
-            9 => &mut raw.agent_id,
-            10 => &mut raw.chat_id,
-            11 => &mut raw.survey,
-            12 => &mut raw.score,
-            13 => &mut raw.checkout_id,
-            14 => &mut raw.order_id,
-            15 => &mut raw.value,
-            _ => &mut raw.subscription_id,
-        }
-    }
-
     /// A key's first bytes as two little-endian words, zero past its end
     /// (every key of the contract is at most 16 bytes), and its length.
     #[derive(Clone, Copy)]
@@ -754,30 +801,30 @@ fn parse_ts(f: &Field) -> Result<Micros, DecodeError> {
 
 /// Applies the contract's rules to a parsed event.
 pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, DecodeError> {
-    let event_id = req_str("event_id", &raw.event_id)?;
+    let event_id = req_str("event_id", &raw[Key::EventId])?;
     if event_id.is_empty() {
         return Err(DecodeError::Invalid {
             field: "event_id",
             reason: "must not be empty".into(),
         });
     }
-    let kind = req_str("type", &raw.kind)?;
-    let ts = parse_ts(&raw.ts)?;
+    let kind = req_str("type", &raw[Key::Type])?;
+    let ts = parse_ts(&raw[Key::Ts])?;
     // Dimensions are interned only once the whole event is valid: invalid
     // input must not grow the interner (it is engine state).
-    let region = opt_str("region", &raw.region)?;
-    let mut channel = opt_str("channel", &raw.channel)?;
+    let region = opt_str("region", &raw[Key::Region])?;
+    let mut channel = opt_str("channel", &raw[Key::Channel])?;
 
     let body = match kind {
         "ticket.opened" => {
-            let ticket = req_id("ticket_id", &raw.ticket_id)?;
-            req_str("customer_id", &raw.customer_id)?;
-            channel = Some(req_str("channel", &raw.channel)?);
+            let ticket = req_id("ticket_id", &raw[Key::TicketId])?;
+            req_str("customer_id", &raw[Key::CustomerId])?;
+            channel = Some(req_str("channel", &raw[Key::Channel])?);
             Body::TicketOpened { ticket }
         }
         "ticket.replied" => {
-            let ticket = req_id("ticket_id", &raw.ticket_id)?;
-            let author = match req_str("author", &raw.author)? {
+            let ticket = req_id("ticket_id", &raw[Key::TicketId])?;
+            let author = match req_str("author", &raw[Key::Author])? {
                 "agent" => Author::Agent,
                 "customer" => Author::Customer,
                 "bot" => Author::Bot,
@@ -788,15 +835,15 @@ pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, Decode
                     })
                 }
             };
-            let public = match &raw.public {
+            let public = match &raw[Key::Public] {
                 Field::Absent | Field::Null => true,
                 Field::Bool(b) => *b,
                 other => return Err(mistyped("public", "a boolean", other)),
             };
             let agent = if author == Author::Agent {
-                interner.intern(req_str("agent_id", &raw.agent_id)?)
+                interner.intern(req_str("agent_id", &raw[Key::AgentId])?)
             } else {
-                opt_sym("agent_id", &raw.agent_id, interner)?
+                opt_sym("agent_id", &raw[Key::AgentId], interner)?
             };
             Body::TicketReplied {
                 ticket,
@@ -806,26 +853,26 @@ pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, Decode
             }
         }
         "ticket.resolved" => Body::TicketResolved {
-            ticket: req_id("ticket_id", &raw.ticket_id)?,
-            agent: opt_sym("agent_id", &raw.agent_id, interner)?,
+            ticket: req_id("ticket_id", &raw[Key::TicketId])?,
+            agent: opt_sym("agent_id", &raw[Key::AgentId], interner)?,
         },
         "ticket.reopened" => Body::TicketReopened {
-            ticket: req_id("ticket_id", &raw.ticket_id)?,
+            ticket: req_id("ticket_id", &raw[Key::TicketId])?,
         },
         "chat.requested" => {
-            let chat = req_id("chat_id", &raw.chat_id)?;
-            req_str("customer_id", &raw.customer_id)?;
+            let chat = req_id("chat_id", &raw[Key::ChatId])?;
+            req_str("customer_id", &raw[Key::CustomerId])?;
             Body::ChatRequested { chat }
         }
         "chat.agent_joined" => Body::ChatAgentJoined {
-            chat: req_id("chat_id", &raw.chat_id)?,
-            agent: interner.intern(req_str("agent_id", &raw.agent_id)?),
+            chat: req_id("chat_id", &raw[Key::ChatId])?,
+            agent: interner.intern(req_str("agent_id", &raw[Key::AgentId])?),
         },
         "chat.ended" => Body::ChatEnded {
-            chat: req_id("chat_id", &raw.chat_id)?,
+            chat: req_id("chat_id", &raw[Key::ChatId])?,
         },
         "survey.submitted" => {
-            let survey = match req_str("survey", &raw.survey)? {
+            let survey = match req_str("survey", &raw[Key::Survey])? {
                 "csat" => SurveyKind::Csat,
                 "nps" => SurveyKind::Nps,
                 "ces" => SurveyKind::Ces,
@@ -836,7 +883,7 @@ pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, Decode
                     })
                 }
             };
-            let score = match &raw.score {
+            let score = match &raw[Key::Score] {
                 Field::Int(n) => *n,
                 Field::UInt(n) => i64::try_from(*n).unwrap_or(i64::MAX),
                 Field::Absent | Field::Null => return Err(DecodeError::Missing { field: "score" }),
@@ -849,22 +896,22 @@ pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, Decode
                     reason: format!("{score} is out of range {lo}..={hi} for this survey"),
                 });
             }
-            req_str("customer_id", &raw.customer_id)?;
+            req_str("customer_id", &raw[Key::CustomerId])?;
             Body::SurveySubmitted {
                 survey,
                 score: score as u8,
-                agent: opt_sym("agent_id", &raw.agent_id, interner)?,
+                agent: opt_sym("agent_id", &raw[Key::AgentId], interner)?,
             }
         }
         "checkout.started" => {
-            let checkout = req_id("checkout_id", &raw.checkout_id)?;
-            req_str("customer_id", &raw.customer_id)?;
+            let checkout = req_id("checkout_id", &raw[Key::CheckoutId])?;
+            req_str("customer_id", &raw[Key::CustomerId])?;
             Body::CheckoutStarted { checkout }
         }
         "checkout.completed" => {
-            let checkout = req_id("checkout_id", &raw.checkout_id)?;
-            req_str("order_id", &raw.order_id)?;
-            let value = match &raw.value {
+            let checkout = req_id("checkout_id", &raw[Key::CheckoutId])?;
+            req_str("order_id", &raw[Key::OrderId])?;
+            let value = match &raw[Key::Value] {
                 Field::Int(n) => *n as f64,
                 Field::UInt(n) => *n as f64,
                 Field::Float(v) => *v,
@@ -892,15 +939,15 @@ pub fn validate(raw: &RawEvent, interner: &mut Interner) -> Result<Event, Decode
             Body::CheckoutCompleted { checkout, value }
         }
         "subscription.started" => {
-            let subscription = req_id("subscription_id", &raw.subscription_id)?;
-            req_str("customer_id", &raw.customer_id)?;
+            let subscription = req_id("subscription_id", &raw[Key::SubscriptionId])?;
+            req_str("customer_id", &raw[Key::CustomerId])?;
             Body::SubscriptionStarted { subscription }
         }
         "subscription.renewed" => Body::SubscriptionRenewed {
-            subscription: req_id("subscription_id", &raw.subscription_id)?,
+            subscription: req_id("subscription_id", &raw[Key::SubscriptionId])?,
         },
         "subscription.cancelled" => Body::SubscriptionCancelled {
-            subscription: req_id("subscription_id", &raw.subscription_id)?,
+            subscription: req_id("subscription_id", &raw[Key::SubscriptionId])?,
         },
         other => {
             return Err(DecodeError::Invalid {
