@@ -587,23 +587,20 @@ mod flat {
                 let last = b.len() - 16;
                 let mut odd = 0;
                 let mut at = 0;
-                loop {
+                while at < last {
                     let (quote, bad) = sse2_chunk(&b[at..at + 16]);
                     odd |= bad;
-                    if at % 16 == 0 {
-                        quotes[at / 64] |= u64::from(quote) << (at % 64);
-                    } else {
-                        // The last chunk, unaligned: may span two words.
-                        let bits = u128::from(quote) << (at % 64);
-                        quotes[at / 64] |= bits as u64;
-                        if let Some(next) = quotes.get_mut(at / 64 + 1) {
-                            *next |= (bits >> 64) as u64;
-                        }
-                    }
-                    if at == last {
-                        break;
-                    }
-                    at = (at + 16).min(last);
+                    quotes[at / 64] |= u64::from(quote) << (at % 64);
+                    at += 16;
+                }
+                // The last chunk, unaligned unless the length is a multiple
+                // of 16: may span two words.
+                let (quote, bad) = sse2_chunk(&b[last..]);
+                odd |= bad;
+                let bits = u128::from(quote) << (last % 64);
+                quotes[last / 64] |= bits as u64;
+                if let Some(next) = quotes.get_mut(last / 64 + 1) {
+                    *next |= (bits >> 64) as u64;
                 }
                 return (odd == 0).then_some(Quotes(quotes));
             }
