@@ -403,11 +403,18 @@ mod flat {
             }
             let end = closing_quote(i + 1)?;
             let key = key_index(b, i + 1, end);
-            i = ws::<PLAIN>(b, end + 1);
-            if b.get(i) != Some(&b':') {
-                return None;
-            }
-            i = ws::<PLAIN>(b, i + 1);
+            // `": "` is how nearly every writer separates a key from its
+            // value: one compare instead of a whitespace scan on each side.
+            i = match b.get(end + 1..end + 3) {
+                Some(b": ") => ws::<PLAIN>(b, end + 3),
+                _ => {
+                    let colon = ws::<PLAIN>(b, end + 1);
+                    if b.get(colon) != Some(&b':') {
+                        return None;
+                    }
+                    ws::<PLAIN>(b, colon + 1)
+                }
+            };
             let value;
             (value, i) = match *b.get(i)? {
                 b'"' => {
@@ -427,6 +434,11 @@ mod flat {
                 }
                 seen |= bit;
                 raw.0[k] = value;
+            }
+            // Likewise `, ` between a value and the next key.
+            if b.get(i..i + 2) == Some(b", ") {
+                i = ws::<PLAIN>(b, i + 2);
+                continue;
             }
             i = ws::<PLAIN>(b, i);
             match b.get(i) {
