@@ -470,6 +470,31 @@ mod flat {
     /// A leading zero before more digits is serde's error. Anything else
     /// (signs, exponents, longer numbers) serde reads from the token.
     fn number(b: &[u8], i: usize) -> Option<(Field<'_>, usize)> {
+        // The common case first, an integer of up to 18 digits: its digits
+        // are read in the same pass that finds its end. A fraction or an
+        // exponent sends the token to the general path (without that test
+        // the object loop would decline the line at the `.` and serde
+        // would read it: the same answer, slower; any other byte after the
+        // digits is the object loop's to judge).
+        let mut end = i;
+        let mut n = 0i64;
+        while let Some(d) = b.get(end).map(|c| c.wrapping_sub(b'0')).filter(|&d| d < 10) {
+            // Wrapping: a longer integer's value is not used.
+            n = n.wrapping_mul(10).wrapping_add(i64::from(d));
+            end += 1;
+        }
+        let len = end - i;
+        if (1..=18).contains(&len)
+            && (len == 1 || b[i] != b'0')
+            && !matches!(b.get(end), Some(b'.' | b'e' | b'E'))
+        {
+            return Some((Field::Int(n), end));
+        }
+        number_general(b, i)
+    }
+
+    /// [`number`] for every other token.
+    fn number_general(b: &[u8], i: usize) -> Option<(Field<'_>, usize)> {
         let mut end = i;
         let mut dot = None;
         let mut plain = true;
