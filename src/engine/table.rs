@@ -389,38 +389,41 @@ impl<V: Clone> FpTable<V> {
     }
 }
 
-/// Serializes a table as the map from fingerprint to value it stands for
-/// (the encoding of the hash maps the tables replaced, so checkpoints do
-/// not depend on the layout), with its length up front (postcard needs it).
-pub fn serialize_map<S: Serializer, V: Serialize>(
+/// Serializes a table as the map from key (a fingerprint, or a window
+/// pane's packed key unpacked) to value it stands for (the encoding of the
+/// hash maps the tables replaced, so checkpoints do not depend on the
+/// layout), with its length up front (postcard needs it).
+pub fn serialize_map<S: Serializer, K: Serialize, V: Serialize>(
     serializer: S,
     len: usize,
-    entries: impl Iterator<Item = (Fp, V)>,
+    entries: impl Iterator<Item = (K, V)>,
 ) -> Result<S::Ok, S::Error> {
     let mut map = serializer.serialize_map(Some(len))?;
-    for (id, v) in entries {
-        map.serialize_entry(&id, &v)?;
+    for (key, v) in entries {
+        map.serialize_entry(&key, &v)?;
     }
     map.end()
 }
 
 /// Reads what [`serialize_map`] wrote into a `T`, one `set` per entry
 /// (`set` may refuse an entry with a reason).
-pub fn deserialize_map<'de, D, T, V>(
+pub fn deserialize_map<'de, D, T, K, V>(
     deserializer: D,
-    set: impl FnMut(&mut T, Fp, V) -> Result<(), &'static str>,
+    set: impl FnMut(&mut T, K, V) -> Result<(), &'static str>,
 ) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default,
+    K: Deserialize<'de>,
     V: Deserialize<'de>,
 {
-    struct Entries<T, V, F>(F, PhantomData<(T, V)>);
-    impl<'de, T, V, F> Visitor<'de> for Entries<T, V, F>
+    struct Entries<T, K, V, F>(F, PhantomData<(T, K, V)>);
+    impl<'de, T, K, V, F> Visitor<'de> for Entries<T, K, V, F>
     where
         T: Default,
+        K: Deserialize<'de>,
         V: Deserialize<'de>,
-        F: FnMut(&mut T, Fp, V) -> Result<(), &'static str>,
+        F: FnMut(&mut T, K, V) -> Result<(), &'static str>,
     {
         type Value = T;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -428,8 +431,8 @@ where
         }
         fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<T, A::Error> {
             let mut table = T::default();
-            while let Some((id, v)) = map.next_entry::<Fp, V>()? {
-                (self.0)(&mut table, id, v).map_err(serde::de::Error::custom)?;
+            while let Some((key, v)) = map.next_entry::<K, V>()? {
+                (self.0)(&mut table, key, v).map_err(serde::de::Error::custom)?;
             }
             Ok(table)
         }

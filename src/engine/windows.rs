@@ -19,12 +19,12 @@
 
 use super::accum::{Acc, Update};
 use super::kpi::{read, Dim, Kpi, KpiKind, Reading};
-use super::table::FpTable;
+use super::table::{deserialize_map, serialize_map, FpTable};
 use crate::intern::Sym;
 use crate::time::Micros;
 use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A configured window: `[k·step, k·step + size)`, aligned to the epoch.
@@ -218,23 +218,20 @@ impl Pane {
 /// `HashMap` a pane once was, so checkpoints do not depend on the table).
 impl Serialize for Pane {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
-        for (k, acc) in self.entries.iter() {
-            map.serialize_entry(&PaneKey::unpack(k), acc)?;
-        }
-        map.end()
+        let entries = self
+            .entries
+            .iter()
+            .map(|(k, acc)| (PaneKey::unpack(k), acc));
+        serialize_map(serializer, self.entries.len(), entries)
     }
 }
 
 impl<'de> Deserialize<'de> for Pane {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let entries = HashMap::<PaneKey, Acc>::deserialize(deserializer)?;
-        let mut pane = Pane::default();
-        for (key, acc) in entries {
+        deserialize_map(deserializer, |pane: &mut Pane, key: PaneKey, acc| {
             *pane.entry(key) = acc;
-        }
-        Ok(pane)
+            Ok(())
+        })
     }
 }
 
@@ -822,6 +819,7 @@ fn churn_base(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     fn pane_key() -> impl Strategy<Value = PaneKey> {
         (0..Kpi::ALL.len(), any::<[u32; 3]>()).prop_map(|(k, d)| PaneKey {
