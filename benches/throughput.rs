@@ -56,6 +56,29 @@ fn span(v: &[f64]) -> (f64, f64) {
         .fold((f64::INFINITY, 0.0), |(lo, hi), x| (lo.min(*x), hi.max(*x)))
 }
 
+/// The engine phase's timed part: every event, one ahead as `replay`
+/// feeds them (engine::lookahead), then the end-of-input flush; returns
+/// when the flush began. Never inlined, so a profiler can count it alone:
+/// `valgrind --tool=callgrind --toggle-collect='throughput::engine_pass'`
+/// (with `PHASES=engine`).
+#[inline(never)]
+fn engine_pass(
+    engine: &mut Engine,
+    decoded: &[cxpulse::event::Event],
+    out: &mut Vec<cxpulse::record::KpiRecord>,
+) -> Instant {
+    for (i, event) in decoded.iter().enumerate() {
+        if let Some(next) = decoded.get(i + 1) {
+            engine.prefetch(next);
+        }
+        engine.process(0, *event, 0, out);
+        out.clear();
+    }
+    let flush = Instant::now();
+    engine.finish(out);
+    flush
+}
+
 fn main() {
     let events: usize = env("EVENTS", 1_000_000);
     let rate: f64 = env("RATE", 2_000.0);
@@ -165,16 +188,7 @@ fn main() {
         let mut out = Vec::new();
         let before = minor_faults();
         let t = Instant::now();
-        // One event ahead, as `replay` feeds it (engine::lookahead).
-        for (i, event) in decoded.iter().enumerate() {
-            if let Some(next) = decoded.get(i + 1) {
-                engine.prefetch(next);
-            }
-            engine.process(0, *event, 0, &mut out);
-            out.clear();
-        }
-        let flush = Instant::now();
-        engine.finish(&mut out);
+        let flush = engine_pass(&mut engine, &decoded, &mut out);
         times.push(t.elapsed().as_secs_f64());
         flushes.push(flush.elapsed().as_secs_f64());
         faults.push(minor_faults() - before);

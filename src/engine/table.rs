@@ -14,8 +14,10 @@
 //!   [`fold`]), with the table at most 5/8 full, so a probe for an absent
 //!   id reads about 4 slots, mostly in one or two adjacent cache lines;
 //! - backward-shift deletion: no tombstones, lookups never slow down;
-//! - doubling keeps slots in hash order, so growing writes the new table
-//!   nearly sequentially.
+//! - the high bits place an entry, so doubling sends an entry at slot
+//!   `i` to about `2i`: growing works out every new place in one pass
+//!   over the table and moves the entries in a second, both in order
+//!   ([`OpenTable::grow`]).
 //!
 //! What a slot holds, and how a vacant slot looks, is up to its [`Slot`]
 //! type: [`FpTable`] stores `Option<(FpKey, V)>` (the value's niche makes
@@ -157,46 +159,73 @@ impl<S: Slot> OpenTable<S> {
         i
     }
 
-    /// Doubles the table in place. Growing the vector reallocates it,
-    /// which for a large table moves its pages instead of copying them, so
-    /// only the new half is fresh memory (on a VM, first-touch page faults
-    /// cost more than the rehash). Then every old entry is moved to where
-    /// it belongs in the doubled table:
-    /// an entry still in its old place is *pending*; placing an entry takes
-    /// the first slot from its new home that is vacant or pending, and a
-    /// pending entry found there is displaced and placed next. Placed
-    /// entries never move again and a probe passes only placed entries, so
-    /// when every entry is placed, every slot between an entry's home and
-    /// its slot is occupied: exactly what lookups need.
+    /// Doubles the table in place, in two passes over it.
+    ///
+    /// Growing the vector reallocates it, which for a large table moves
+    /// its pages instead of copying them, so only the new half is fresh
+    /// memory (on a VM a first touch costs ~1.5 µs a page).
+    ///
+    /// An entry's home in the doubled table is twice its old home (or one
+    /// more), so at or after its old slot unless it sits further from its
+    /// home than its home is from the front. The first pass inserts the
+    /// entries, in table order, into an occupancy bitmap of the doubled
+    /// table (first vacant bit from the new home: linear probing), which
+    /// puts each at or after its old slot. The second pass, from the back,
+    /// moves each entry to its place: the slot is vacant by then (the
+    /// entries after it have left theirs) or its own. Both passes walk the
+    /// table in order, where moving each entry to wherever it belongs and
+    /// placing the entry found there next chased entries across the whole
+    /// table, a cache miss each.
+    ///
+    /// The few entries that cannot take part are taken out first and put
+    /// back last by the general probe ([`OpenTable::place`]): those that
+    /// would move towards the front (the tail of a run that wraps past the
+    /// end, or near the front) and those whose probe runs past the new end.
     fn grow(&mut self) {
         let old = self.slots.len();
         let size = (old * 2).max(MIN_SLOTS);
         self.slots.reserve_exact(size - old);
         self.slots.resize(size, S::VACANT);
-        let mut pending = Bits::new(old);
-        for (i, slot) in self.slots[..old].iter().enumerate() {
-            if slot.key().is_some() {
-                pending.set(i);
+        if old == 0 {
+            return;
+        }
+        let mut later = Vec::new();
+        for i in 0..old {
+            if let Some(key) = self.slots[i].key() {
+                if self.home(key) < i {
+                    later.push(std::mem::replace(&mut self.slots[i], S::VACANT));
+                }
             }
         }
-        let mask = size - 1;
-        for i in 0..old {
-            if !pending.take(i) {
-                continue;
-            }
-            let mut moving = std::mem::replace(&mut self.slots[i], S::VACANT);
-            loop {
-                let mut j = self.home(moving.key().expect("pending slots are occupied"));
-                while self.slots[j].key().is_some() && !pending.get(j) {
-                    j = (j + 1) & mask;
+        // Forward: each entry's place, by probing the bitmap.
+        let mut taken = Bits::new(size);
+        let mut places: Vec<usize> = Vec::with_capacity(self.len);
+        for slot in &self.slots[..old] {
+            if let Some(key) = slot.key() {
+                let place = taken.first_clear_from(self.home(key));
+                if let Some(p) = place {
+                    taken.set(p);
                 }
-                if pending.take(j) {
-                    moving = std::mem::replace(&mut self.slots[j], moving);
-                } else {
-                    self.slots[j] = moving;
-                    break;
-                }
+                places.push(place.unwrap_or(usize::MAX));
             }
+        }
+        // Backward: each entry to its place, the last ones first.
+        let mut overflow = Vec::new();
+        let mut i = old;
+        while let Some(place) = places.pop() {
+            i -= 1;
+            while self.slots[i].key().is_none() {
+                i -= 1;
+            }
+            if place == usize::MAX {
+                overflow.push(std::mem::replace(&mut self.slots[i], S::VACANT));
+            } else if place != i {
+                debug_assert!(place > i && self.slots[place].key().is_none());
+                self.slots[place] = std::mem::replace(&mut self.slots[i], S::VACANT);
+            }
+        }
+        for slot in later.into_iter().chain(overflow.into_iter().rev()) {
+            self.place(slot);
         }
     }
 
@@ -256,6 +285,26 @@ impl<S: Slot> OpenTable<S> {
         self.slots.iter().filter(|s| s.key().is_some())
     }
 
+    /// Every slot from each entry's home to the entry is occupied (what
+    /// a probe needs).
+    #[cfg(test)]
+    fn runs_unbroken(&self) -> bool {
+        let mask = self.slots.len().wrapping_sub(1);
+        (0..self.slots.len()).all(|i| match self.slots[i].key() {
+            None => true,
+            Some(key) => {
+                let mut j = self.home(key);
+                while j != i {
+                    if self.slots[j].key().is_none() {
+                        return false;
+                    }
+                    j = (j + 1) & mask;
+                }
+                true
+            }
+        })
+    }
+
     /// How far each entry sits from its home slot.
     #[cfg(test)]
     fn displacements(&self) -> Vec<usize> {
@@ -266,8 +315,7 @@ impl<S: Slot> OpenTable<S> {
     }
 }
 
-/// A fixed set of bit flags (the pending slots of [`OpenTable::grow`]);
-/// indices past the end read as clear.
+/// A fixed set of bit flags (the occupied slots of a table being grown).
 struct Bits(Vec<u64>);
 
 impl Bits {
@@ -279,17 +327,18 @@ impl Bits {
         self.0[i / 64] |= 1 << (i % 64);
     }
 
-    fn get(&self, i: usize) -> bool {
-        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-
-    /// Clears bit `i`; returns whether it was set.
-    fn take(&mut self, i: usize) -> bool {
-        let was = self.get(i);
-        if was {
-            self.0[i / 64] &= !(1 << (i % 64));
+    /// The first clear bit at or after `i`, if any before the end.
+    fn first_clear_from(&self, i: usize) -> Option<usize> {
+        let mut w = i / 64;
+        // Bits below `i` in its word read as set.
+        let mut bits = self.0.get(w)? | ((1u64 << (i % 64)) - 1);
+        loop {
+            if bits != u64::MAX {
+                return Some(w * 64 + bits.trailing_ones() as usize);
+            }
+            w += 1;
+            bits = *self.0.get(w)?;
         }
-        was
     }
 }
 
@@ -507,6 +556,48 @@ mod tests {
         );
     }
 
+    /// Growing moves every entry, including those a doubling cannot move
+    /// front to back: a run wrapping past the end of the table (whose
+    /// doubled homes run past the new end), and entries pushed so far from
+    /// home near the front that their new home lies before their old slot.
+    #[test]
+    fn growing_keeps_wrapped_and_crowded_runs_findable() {
+        // Ids by their home in a table of MIN_SLOTS slots.
+        let home = |id: Fp| (fold(id) >> (64 - MIN_SLOTS.trailing_zeros())) as usize;
+        let mut ids: Vec<Fp> = Vec::new();
+        let wanted = |lo: usize, hi: usize, n: usize, ids: &mut Vec<Fp>| {
+            let found: Vec<Fp> = (0u128..)
+                .map(|i| i << 64 | (ids.len() as u128 + lo as u128 * 7919))
+                .filter(|&id| (lo..hi).contains(&home(id)) && !ids.contains(&id))
+                .take(n)
+                .collect();
+            ids.extend(found);
+        };
+        wanted(MIN_SLOTS - 4, MIN_SLOTS, 30, &mut ids); // wraps to the front
+        wanted(0, 2, 30, &mut ids); // crowded behind the wrapped ones
+        wanted(2, MIN_SLOTS - 4, 100, &mut ids);
+        let mut t: FpTable<usize> = FpTable::default();
+        for (n, &id) in ids.iter().enumerate() {
+            t.insert(id, n);
+        }
+        assert_eq!(t.0.slots.len(), MIN_SLOTS, "not grown yet");
+        assert!(t.0.slots[40].key().is_some(), "the front is crowded");
+        // Past 5/8 full: the table doubles.
+        let more: Vec<Fp> = (1u128..=60).map(|i| i << 100).collect();
+        for (n, &id) in more.iter().enumerate() {
+            t.insert(id, 1000 + n);
+        }
+        assert_eq!(t.0.slots.len(), 2 * MIN_SLOTS);
+        assert!(t.0.runs_unbroken());
+        assert_eq!(t.len(), ids.len() + more.len());
+        for (n, &id) in ids.iter().enumerate() {
+            assert_eq!(t.get_mut(id).copied(), Some(n));
+        }
+        for (n, &id) in more.iter().enumerate() {
+            assert_eq!(t.get_mut(id).copied(), Some(1000 + n));
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// Any sequence of inserts, removals and sweeps leaves the table
@@ -543,6 +634,7 @@ mod tests {
             }
             let held: HashMap<Fp, u32> = t.iter().map(|(k, v)| (k, *v)).collect();
             prop_assert_eq!(&held, &m);
+            prop_assert!(t.0.runs_unbroken());
             for (&id, &v) in &m {
                 prop_assert_eq!(t.get_mut(id).copied(), Some(v));
             }
