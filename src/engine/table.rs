@@ -15,9 +15,8 @@
 //!   id reads about 4 slots, mostly in one or two adjacent cache lines;
 //! - backward-shift deletion: no tombstones, lookups never slow down;
 //! - the high bits place an entry, so doubling sends an entry at slot
-//!   `i` to about `2i`: growing works out every new place in one pass
-//!   over the table and moves the entries in a second, both in order
-//!   ([`OpenTable::grow`]).
+//!   `i` to about `2i`: growing walks the old table and fills the new one
+//!   in order ([`OpenTable::grow`]).
 //!
 //! What a slot holds, and how a vacant slot looks, is up to its [`Slot`]
 //! type: [`FpTable`] stores `Option<(FpKey, V)>` (the value's niche makes
@@ -159,73 +158,29 @@ impl<S: Slot> OpenTable<S> {
         i
     }
 
-    /// Doubles the table in place, in two passes over it.
+    /// Doubles the table: a new one, twice the size, into which the old
+    /// entries are placed in table order.
     ///
-    /// Growing the vector reallocates it, which for a large table moves
-    /// its pages instead of copying them, so only the new half is fresh
-    /// memory (on a VM a first touch costs ~1.5 µs a page).
-    ///
-    /// An entry's home in the doubled table is twice its old home (or one
-    /// more), so at or after its old slot unless it sits further from its
-    /// home than its home is from the front. The first pass inserts the
-    /// entries, in table order, into an occupancy bitmap of the doubled
-    /// table (first vacant bit from the new home: linear probing), which
-    /// puts each at or after its old slot. The second pass, from the back,
-    /// moves each entry to its place: the slot is vacant by then (the
-    /// entries after it have left theirs) or its own. Both passes walk the
-    /// table in order, where moving each entry to wherever it belongs and
-    /// placing the entry found there next chased entries across the whole
-    /// table, a cache miss each.
-    ///
-    /// The few entries that cannot take part are taken out first and put
-    /// back last by the general probe ([`OpenTable::place`]): those that
-    /// would move towards the front (the tail of a run that wraps past the
-    /// end, or near the front) and those whose probe runs past the new end.
+    /// The high bits of the hash place an entry, so an entry at slot `i`
+    /// goes to about `2i`: taken in order, the entries land front to back,
+    /// each probe starting in or next to the cache line the last one
+    /// wrote. Both tables are walked in order, and the old one is not
+    /// copied first (as reallocating in place does unless the allocator
+    /// can remap it). Moving entries in place, one to wherever it belongs
+    /// and the one found there next, chased them across the table: a
+    /// cache miss each.
     fn grow(&mut self) {
-        let old = self.slots.len();
-        let size = (old * 2).max(MIN_SLOTS);
-        self.slots.reserve_exact(size - old);
-        self.slots.resize(size, S::VACANT);
-        if old == 0 {
-            return;
-        }
-        let mut later = Vec::new();
-        for i in 0..old {
-            if let Some(key) = self.slots[i].key() {
-                if self.home(key) < i {
-                    later.push(std::mem::replace(&mut self.slots[i], S::VACANT));
-                }
+        let size = (self.slots.len() * 2).max(MIN_SLOTS);
+        let mut old = std::mem::replace(&mut self.slots, vec![S::VACANT; size]);
+        // Start after a vacant slot: the slots before it are the tail of a
+        // run that wraps past the end, placed last (they follow the end
+        // in hash order).
+        let start = old.iter().position(|s| s.key().is_none()).unwrap_or(0);
+        let wrapped: Vec<S> = old.drain(..start).collect();
+        for slot in old.into_iter().chain(wrapped) {
+            if slot.key().is_some() {
+                self.place(slot);
             }
-        }
-        // Forward: each entry's place, by probing the bitmap.
-        let mut taken = Bits::new(size);
-        let mut places: Vec<usize> = Vec::with_capacity(self.len);
-        for slot in &self.slots[..old] {
-            if let Some(key) = slot.key() {
-                let place = taken.first_clear_from(self.home(key));
-                if let Some(p) = place {
-                    taken.set(p);
-                }
-                places.push(place.unwrap_or(usize::MAX));
-            }
-        }
-        // Backward: each entry to its place, the last ones first.
-        let mut overflow = Vec::new();
-        let mut i = old;
-        while let Some(place) = places.pop() {
-            i -= 1;
-            while self.slots[i].key().is_none() {
-                i -= 1;
-            }
-            if place == usize::MAX {
-                overflow.push(std::mem::replace(&mut self.slots[i], S::VACANT));
-            } else if place != i {
-                debug_assert!(place > i && self.slots[place].key().is_none());
-                self.slots[place] = std::mem::replace(&mut self.slots[i], S::VACANT);
-            }
-        }
-        for slot in later.into_iter().chain(overflow.into_iter().rev()) {
-            self.place(slot);
         }
     }
 
@@ -312,33 +267,6 @@ impl<S: Slot> OpenTable<S> {
         (0..self.slots.len())
             .filter_map(|i| Some(i.wrapping_sub(self.home(self.slots[i].key()?)) & mask))
             .collect()
-    }
-}
-
-/// A fixed set of bit flags (the occupied slots of a table being grown).
-struct Bits(Vec<u64>);
-
-impl Bits {
-    fn new(len: usize) -> Self {
-        Bits(vec![0; len.div_ceil(64)])
-    }
-
-    fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
-    }
-
-    /// The first clear bit at or after `i`, if any before the end.
-    fn first_clear_from(&self, i: usize) -> Option<usize> {
-        let mut w = i / 64;
-        // Bits below `i` in its word read as set.
-        let mut bits = self.0.get(w)? | ((1u64 << (i % 64)) - 1);
-        loop {
-            if bits != u64::MAX {
-                return Some(w * 64 + bits.trailing_ones() as usize);
-            }
-            w += 1;
-            bits = *self.0.get(w)?;
-        }
     }
 }
 
@@ -556,10 +484,9 @@ mod tests {
         );
     }
 
-    /// Growing moves every entry, including those a doubling cannot move
-    /// front to back: a run wrapping past the end of the table (whose
-    /// doubled homes run past the new end), and entries pushed so far from
-    /// home near the front that their new home lies before their old slot.
+    /// Growing moves every entry, including a run wrapping past the end of
+    /// the table (whose doubled homes run past the new end too) and the
+    /// entries crowded behind it at the front.
     #[test]
     fn growing_keeps_wrapped_and_crowded_runs_findable() {
         // Ids by their home in a table of MIN_SLOTS slots.
