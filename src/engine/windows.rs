@@ -195,9 +195,8 @@ impl Pane {
             .map(|(k, acc)| (PaneKey::unpack(k), acc))
     }
 
-    /// The pane's rows in every grouping set (in no particular order: a
-    /// window adds each row to its own, so a row's sum depends only on the
-    /// order of the panes and of the entries).
+    /// The pane's rows in every grouping set, in key order (a row's sum
+    /// depends only on the order of the panes and of the entries).
     fn rows(&mut self, sets: &GroupingSets) -> &[(RowKey, Acc)] {
         if self.rows.is_none() {
             let mut rows: AHashMap<RowKey, Acc> = AHashMap::new();
@@ -208,10 +207,29 @@ impl Pane {
                         .merge(acc);
                 }
             }
-            self.rows = Some(rows.into_iter().collect());
+            let mut rows: Vec<(RowKey, Acc)> = rows.into_iter().collect();
+            rows.sort_unstable_by_key(|r| r.0);
+            self.rows = Some(rows);
         }
         self.rows.as_deref().unwrap_or_default()
     }
+}
+
+/// The rows of two lists in key order, in key order (no key in both).
+fn merge_by_key(
+    a: Vec<(RowKey, Acc)>,
+    b: impl Iterator<Item = (RowKey, Acc)>,
+) -> Vec<(RowKey, Acc)> {
+    let mut out = Vec::with_capacity(a.len() + b.size_hint().0);
+    let mut b = b.peekable();
+    for row in a {
+        while let Some(next) = b.next_if(|n| n.0 < row.0) {
+            out.push(next);
+        }
+        out.push(row);
+    }
+    out.extend(b);
+    out
 }
 
 /// Encoded as the map from [`PaneKey`] to accumulator it stands for (the
@@ -697,43 +715,56 @@ impl WindowState {
                     })
                     .collect()
             }
-            _ => {
-                let mut rows: Vec<(RowKey, Acc)> =
-                    self.merge_panes(start, end, sets).into_iter().collect();
-                rows.sort_unstable_by_key(|r| r.0);
-                rows.into_iter()
-                    .map(|(key, acc)| {
-                        let row = FiredRow {
-                            acc: Arc::new(acc),
-                            ..FiredRow::default()
-                        };
-                        emit(key, row, None)
-                    })
-                    .collect()
-            }
+            _ => self
+                .merge_panes(start, end, sets)
+                .into_iter()
+                .map(|(key, acc)| {
+                    let row = FiredRow {
+                        acc: Arc::new(acc),
+                        ..FiredRow::default()
+                    };
+                    emit(key, row, None)
+                })
+                .collect(),
         };
         self.fired.insert(end, fired);
         self.fired_through = end;
     }
 
-    /// Rolls the panes of `[start, end)` up into one accumulator per row:
-    /// each pane's rows (see [`Pane::rows`]), merged pane by pane in time
-    /// order.
+    /// Rolls the panes of `[start, end)` up into one accumulator per row,
+    /// in key order: each pane's rows (see [`Pane::rows`], in key order
+    /// too) are merged into the window's pane by pane in time order, in one
+    /// pass over both lists.
     fn merge_panes(
         &mut self,
         start: Micros,
         end: Micros,
         sets: &GroupingSets,
-    ) -> AHashMap<RowKey, Acc> {
+    ) -> Vec<(RowKey, Acc)> {
         let step = self.spec.step;
-        let mut rows: AHashMap<RowKey, Acc> = AHashMap::new();
+        let mut rows: Vec<(RowKey, Acc)> = Vec::new();
+        let mut new: Vec<(RowKey, Acc)> = Vec::new();
         for pane in self
             .panes
             .range_mut(start / step..end / step)
             .map(|(_, p)| p)
         {
+            let mut at = 0;
             for (key, acc) in pane.rows(sets) {
-                rows.entry(*key).or_default().merge(acc);
+                while at < rows.len() && rows[at].0 < *key {
+                    at += 1;
+                }
+                match rows.get_mut(at) {
+                    Some((k, mine)) if k == key => mine.merge(acc),
+                    _ => {
+                        let mut mine = Acc::default();
+                        mine.merge(acc);
+                        new.push((*key, mine));
+                    }
+                }
+            }
+            if !new.is_empty() {
+                rows = merge_by_key(std::mem::take(&mut rows), new.drain(..));
             }
         }
         rows
