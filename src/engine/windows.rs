@@ -215,23 +215,6 @@ impl Pane {
     }
 }
 
-/// The rows of two lists in key order, in key order (no key in both).
-fn merge_by_key(
-    a: Vec<(RowKey, Acc)>,
-    b: impl Iterator<Item = (RowKey, Acc)>,
-) -> Vec<(RowKey, Acc)> {
-    let mut out = Vec::with_capacity(a.len() + b.size_hint().0);
-    let mut b = b.peekable();
-    for row in a {
-        while let Some(next) = b.next_if(|n| n.0 < row.0) {
-            out.push(next);
-        }
-        out.push(row);
-    }
-    out.extend(b);
-    out
-}
-
 /// Encoded as the map from [`PaneKey`] to accumulator it stands for (the
 /// `HashMap` a pane once was, so checkpoints do not depend on the table).
 impl Serialize for Pane {
@@ -844,6 +827,24 @@ fn churn_base(
     } else {
         0
     }
+}
+
+/// Merges two lists of rows in key order, with no key in both, into one
+/// list in key order ([`WindowState::merge_panes`]).
+fn merge_by_key(
+    a: Vec<(RowKey, Acc)>,
+    b: impl Iterator<Item = (RowKey, Acc)>,
+) -> Vec<(RowKey, Acc)> {
+    let mut out = Vec::with_capacity(a.len() + b.size_hint().0);
+    let mut b = b.peekable();
+    for row in a {
+        while let Some(next) = b.next_if(|n| n.0 < row.0) {
+            out.push(next);
+        }
+        out.push(row);
+    }
+    out.extend(b);
+    out
 }
 
 #[cfg(test)]
