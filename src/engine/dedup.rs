@@ -74,8 +74,8 @@ impl Dedup {
 
 /// One slot: fingerprint (low, high) and the first event time with its
 /// sign bit flipped, so that an all-zero slot is vacant (event times are
-/// validated years 0001–9998, never `i64::MIN`) and a new table is zeroed
-/// memory.
+/// validated years 0001–9998, never `i64::MIN`, so an occupied slot's
+/// third word is never zero).
 type SeenSlot = [u64; 3];
 
 impl Slot for SeenSlot {

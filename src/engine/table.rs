@@ -31,8 +31,7 @@ use std::marker::PhantomData;
 
 /// One slot of an [`OpenTable`].
 pub trait Slot: Clone {
-    /// An empty slot. If it is all zero bytes, a new table is zeroed memory
-    /// from the allocator, touched only as entries land.
+    /// An empty slot.
     const VACANT: Self;
     /// The fingerprint held, or `None` if vacant.
     fn key(&self) -> Option<Fp>;
@@ -171,15 +170,21 @@ impl<S: Slot> OpenTable<S> {
     /// cache miss each.
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(MIN_SLOTS);
-        let mut old = std::mem::replace(&mut self.slots, vec![S::VACANT; size]);
+        // Written, not allocated zeroed (as `vec![S::VACANT; size]` is when
+        // `VACANT` is all zero bytes): placing reads a slot before it
+        // writes it, and a first read of a fresh zeroed page maps the
+        // shared zero page, so the write that follows faults a second
+        // time to copy it. Writing every slot first costs one fault a page.
+        let mut fresh = Vec::with_capacity(size);
+        fresh.resize(size, S::VACANT);
+        let old = std::mem::replace(&mut self.slots, fresh);
         // Start after a vacant slot: the slots before it are the tail of a
         // run that wraps past the end, placed last (they follow the end
         // in hash order).
         let start = old.iter().position(|s| s.key().is_none()).unwrap_or(0);
-        let wrapped: Vec<S> = old.drain(..start).collect();
-        for slot in old.into_iter().chain(wrapped) {
+        for slot in old[start..].iter().chain(&old[..start]) {
             if slot.key().is_some() {
-                self.place(slot);
+                self.place(slot.clone());
             }
         }
     }
