@@ -1244,17 +1244,20 @@ async fn exactly_once_restart_publishes_every_row_once() {
     wait_processed(&h, n / 2).await;
     let s1 = h.stats().clone();
     // At least one transaction commits while running (how fast the first
-    // half is read depends on the machine), then one more at the stop.
+    // half is read depends on the machine).
     wait_until("a transaction committed", Duration::from_secs(30), || {
         s1.commits.load(Ordering::Relaxed) >= 1
     })
     .await;
     h.stop();
     h.join().await.unwrap();
-    assert!(
-        s1.commits.load(Ordering::Relaxed) > 1,
-        "the stop commits a transaction too"
-    );
+    // The stop commits a last transaction if anything was consumed since
+    // the one before; if the first run had already read everything by its
+    // last periodic commit, there is nothing left to commit. Either way
+    // the second run must process exactly what the first did not (checked
+    // below): a stop that left work uncommitted makes it process that work
+    // again. (Counting commits here failed whenever the mock cluster was
+    // read to the end within the first commit interval.)
     // The mock cluster drops TxnOffsetCommit, so the group has no committed
     // offsets: the second run starts at the beginning and skips what the
     // restored checkpoint covers (on a real broker it starts at them).
