@@ -486,6 +486,17 @@ pub struct WindowState {
     /// mostly share it, and finding it anew costs a 64-bit division.
     #[serde(skip)]
     last_slot: Slot,
+    /// [`Self::reached`] moves `rolled_up_through` to the start of the
+    /// watermark's slot, which changes only once the watermark reaches
+    /// this time: until then it skips the division (it runs after every
+    /// event).
+    #[serde(skip, default = "never")]
+    next_slot_start: Micros,
+}
+
+/// A time every watermark reaches (nothing is cached yet).
+fn never() -> Micros {
+    Micros::MIN
 }
 
 /// A slot of one step, `[start, start + step)`, and its number `k`
@@ -518,6 +529,7 @@ impl WindowState {
             retain_from: Micros::MAX,
             next_fire: None,
             last_slot: Slot::default(),
+            next_slot_start: never(),
         }
     }
 
@@ -800,10 +812,11 @@ impl WindowState {
     /// beyond lateness are forgotten.
     fn reached(&mut self, watermark: Micros, allowed_lateness: Micros) {
         self.fired_through = self.fired_through.max(watermark);
-        if self.source.is_some() {
+        if self.source.is_some() && watermark >= self.next_slot_start {
             let step = self.spec.step;
-            let slot_end = watermark.div_euclid(step).saturating_mul(step);
-            self.rolled_up_through = self.rolled_up_through.max(slot_end);
+            let slot_start = watermark.div_euclid(step).saturating_mul(step);
+            self.rolled_up_through = self.rolled_up_through.max(slot_start);
+            self.next_slot_start = slot_start.saturating_add(step);
         }
         while let Some(entry) = self.fired.first_entry() {
             if entry.key().saturating_add(allowed_lateness) <= watermark {
