@@ -50,6 +50,19 @@ fn minor_faults() -> u64 {
         .unwrap_or(0)
 }
 
+/// Memory of this process in transparent huge pages, MiB (Linux; 0
+/// elsewhere or when the kernel gives none): the engine's big tables ask
+/// for them (`engine::table`).
+fn huge_page_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("AnonHugePages:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
 /// Smallest and largest of `v`.
 fn span(v: &[f64]) -> (f64, f64) {
     v.iter()
@@ -180,7 +193,7 @@ fn main() {
     );
     // The engine alone, on events decoded beforehand (same interner).
     let mut times = Vec::new();
-    let (mut flushes, mut faults) = (Vec::new(), Vec::new());
+    let (mut flushes, mut faults, mut huge) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..phase_runs("engine") {
         let mut engine = Engine::new(settings.clone());
         let decoded: Vec<_> = lines().filter_map(|l| engine.decode(l).ok()).collect();
@@ -192,10 +205,14 @@ fn main() {
         times.push(t.elapsed().as_secs_f64());
         flushes.push(flush.elapsed().as_secs_f64());
         faults.push(minor_faults() - before);
+        huge.push(huge_page_mib());
     }
     report("engine only", &times, valid, {
         let (lo, hi) = span(&flushes);
-        format!("; end-of-input flush {lo:.3}-{hi:.3} s; page faults {faults:?}")
+        format!(
+            "; end-of-input flush {lo:.3}-{hi:.3} s; page faults {faults:?}; \
+             in huge pages at the end {huge:?} MiB"
+        )
     });
 
     let mut times = Vec::new();

@@ -175,7 +175,7 @@ impl<S: Slot> OpenTable<S> {
         // writes it, and a first read of a fresh zeroed page maps the
         // shared zero page, so the write that follows faults a second
         // time to copy it. Writing every slot first costs one fault a page.
-        let mut fresh = Vec::with_capacity(size);
+        let mut fresh = huge_capacity::<S>(size);
         fresh.resize(size, S::VACANT);
         let old = std::mem::replace(&mut self.slots, fresh);
         // Start after a vacant slot: the slots before it are the tail of a
@@ -273,6 +273,47 @@ impl<S: Slot> OpenTable<S> {
             .filter_map(|i| Some(i.wrapping_sub(self.home(self.slots[i].key()?)) & mask))
             .collect()
     }
+}
+
+/// Size of a transparent huge page (x86-64 and most aarch64 kernels).
+const HUGE_PAGE: usize = 2 << 20;
+
+/// An empty vector for `size` slots. A table that large is backed by
+/// transparent huge pages where the kernel allows it (`madvise`): a table
+/// is probed at random places, and with 4 KiB pages nearly every probe of
+/// a big table missed the TLB, and filling a new table took a page fault
+/// per 4 KiB. The capacity is a huge page larger than asked, so that the
+/// aligned huge pages covering the first `size` slots (the only ones ever
+/// written) lie inside the buffer, all but the part before the first
+/// 2 MiB boundary.
+fn huge_capacity<S>(size: usize) -> Vec<S> {
+    let bytes = size * std::mem::size_of::<S>();
+    if bytes < 2 * HUGE_PAGE {
+        return Vec::with_capacity(size);
+    }
+    let extra = HUGE_PAGE / std::mem::size_of::<S>().max(1) + 1;
+    let mut v: Vec<S> = Vec::with_capacity(size + extra);
+    #[cfg(target_os = "linux")]
+    {
+        let start = v.as_mut_ptr() as usize;
+        let first = start.next_multiple_of(HUGE_PAGE);
+        // The huge page holding the last slot ends within the capacity.
+        let last = (start + bytes).next_multiple_of(HUGE_PAGE);
+        if last > first {
+            // SAFETY: [first, last) lies inside the vector's allocation,
+            // page-aligned; MADV_HUGEPAGE is only advice about how to back
+            // it and changes no content (a failure is ignored: the memory
+            // stays in small pages).
+            unsafe {
+                libc::madvise(
+                    first as *mut libc::c_void,
+                    last - first,
+                    libc::MADV_HUGEPAGE,
+                );
+            }
+        }
+    }
+    v
 }
 
 impl<V: Clone> Slot for Option<(FpKey, V)> {
@@ -571,6 +612,29 @@ mod tests {
                 prop_assert_eq!(t.get_mut(id).copied(), Some(v));
             }
         }
+    }
+
+    /// Past 4 MiB a new table's buffer is asked for with a huge page of
+    /// spare capacity (see [`huge_capacity`]); entries land and are found
+    /// in it as in a small one, across several doublings.
+    #[test]
+    fn tables_past_the_huge_page_threshold_keep_every_entry() {
+        let small = huge_capacity::<[u64; 3]>(1000);
+        assert_eq!(small.capacity(), 1000, "small tables get what they ask");
+        let big = huge_capacity::<[u64; 3]>(1 << 18);
+        assert!(big.capacity() * 24 >= (1 << 18) * 24 + HUGE_PAGE);
+        let mut t: FpTable<u64> = FpTable::default();
+        let n = 400_000u64; // 2^20 slots of 32 bytes at the end: 32 MiB
+        for i in 0..n {
+            t.insert(u128::from(i) * 0x9e37_79b9_7f4a_7c15_u128 + 11, i);
+        }
+        assert_eq!(t.0.slots.len(), 1 << 20);
+        assert_eq!(t.len(), n as usize);
+        for i in (0..n).step_by(7) {
+            let id = u128::from(i) * 0x9e37_79b9_7f4a_7c15_u128 + 11;
+            assert_eq!(t.get_mut(id).copied(), Some(i));
+        }
+        assert!(t.0.runs_unbroken());
     }
 
     #[test]
