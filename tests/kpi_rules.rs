@@ -1324,6 +1324,50 @@ fn entity_idle_past_its_ttl_is_gone_for_the_next_event() {
     assert_ratio(r.get("renewal_rate", 3600, &[]), 1, 1);
 }
 
+/// An id whose state went past the TTL starts afresh when it is opened
+/// (or started) again: a new ticket with its own open time, a new pending
+/// cart with its own abandonment timer, not the stale state continued.
+#[test]
+fn entity_started_again_after_its_ttl_starts_afresh() {
+    let cfg = cxpulse::config::Config::from_toml(
+        "[engine]\nentity_ttl = \"1h\"\nwindows = [ { size = \"10m\", step = \"10m\" } ]\ngrouping_sets = [[]]\n",
+    )
+    .unwrap();
+    let mut ev = Events::new();
+    let ticket = json!({"ticket_id": "t1", "customer_id": "c", "channel": "email"});
+    let cart = json!({"checkout_id": "k", "customer_id": "c"});
+    ev.add("ticket.opened", 0, ticket.clone());
+    ev.add("checkout.started", 0, cart.clone());
+    ev.add(
+        "checkout.completed",
+        60,
+        json!({"checkout_id": "k", "order_id": "o", "value": 3}),
+    );
+    ev.add("ticket.opened", 3690, ticket); // idle 1h 1m 30s: a new ticket
+    ev.add(
+        "ticket.replied",
+        3700,
+        json!({"ticket_id": "t1", "author": "agent", "agent_id": "a"}),
+    );
+    ev.add("checkout.started", 3700, cart); // completed, idle past the TTL
+    let out = ev.run(&cfg);
+    assert!(out.invalid.is_empty(), "{:?}", out.invalid);
+    assert_eq!(out.counters.late, 0);
+    assert_eq!(out.counters.orphans, 0);
+    assert_eq!(out.counters.evicted_entities, 2, "{:?}", out.counters);
+    let r = Rows::of(&out);
+    // Measured from the second open, not the first (3,700 s).
+    assert_dist(
+        r.get("first_reply_time_seconds", 3600, &[]),
+        1,
+        10.0,
+        [10.0; 3],
+    );
+    assert_count(r.get("tickets_opened", 3600, &[]), 1);
+    // The new cart's timer fires 30 minutes after its start, 5,500 s.
+    assert_ratio(r.get("cart_abandonment_rate", 5400, &[]), 1, 1);
+}
+
 #[test]
 fn every_kpi_name_is_covered_by_these_tests() {
     // A guard so that a renamed or missing KPI shows up here.

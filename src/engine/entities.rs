@@ -102,9 +102,34 @@ impl Idle for SubscriptionState {
     }
 }
 
-/// Removes `key` from `map` if its state is idle before `before`.
-fn expire_in<S: Idle + Clone>(map: &mut FpTable<S>, key: Fp, before: Micros) -> bool {
-    map.remove_if(key, |s| s.idle_before(before))
+/// The state of `id` in `map`, unless there is none (an orphan) or it has
+/// been idle since before `before` (dropped now, so an orphan too). One
+/// probe of the table for both.
+fn live<'a, S: Idle + Clone>(
+    map: &'a mut FpTable<S>,
+    before: Micros,
+    applied: &mut Applied,
+    id: Fp,
+) -> Option<&'a mut S> {
+    let (state, expired) = map.get_fresh_mut(id, |s| s.idle_before(before));
+    applied.expired |= expired;
+    applied.orphan = state.is_none();
+    state
+}
+
+/// Starts the state of `id` in `map` with `make()` unless it has one
+/// (state idle since before `before` does not count: it is replaced).
+/// Returns whether it started one.
+fn start<S: Idle + Clone>(
+    map: &mut FpTable<S>,
+    before: Micros,
+    applied: &mut Applied,
+    id: Fp,
+    make: impl FnOnce() -> S,
+) -> bool {
+    let (started, expired) = map.insert_if_absent_or_stale(id, |s| s.idle_before(before), make);
+    applied.expired |= expired;
+    started
 }
 
 /// The entity an event names, by table (surveys name none).
@@ -138,11 +163,13 @@ impl Named {
 }
 
 /// What applying an event did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    Ok,
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
     /// The event names an entity with no state; it changed nothing.
-    Orphan,
+    pub orphan: bool,
+    /// The entity's state had been idle for the TTL: it was dropped first
+    /// (as a sweep at this moment would have).
+    pub expired: bool,
 }
 
 /// All entity state.
@@ -186,12 +213,14 @@ impl Entities {
         &mut self,
         ev: &Event,
         clock: Micros,
+        before: Micros,
         rules: &KpiRules,
         base: &mut SubscriptionBase,
         obs: &mut Vec<Observation>,
         timers: &mut Vec<CartTimer>,
     ) -> Applied {
         let t = ev.ts;
+        let mut applied = Applied::default();
         let mut emit = Emit { t, obs };
         let u = Sym::UNKNOWN;
         match ev.body {
@@ -201,15 +230,17 @@ impl Entities {
                     [ev.channel, ev.region, u],
                     Update::Count,
                 );
-                self.tickets.insert_if_absent(ticket, || TicketState {
-                    opened_at: t,
-                    channel: ev.channel,
-                    region: ev.region,
-                    agent_replies: 0,
-                    first_reply_seen: false,
-                    ever_resolved: false,
-                    resolved: false,
-                    last_seen: t,
+                start(&mut self.tickets, before, &mut applied, ticket, || {
+                    TicketState {
+                        opened_at: t,
+                        channel: ev.channel,
+                        region: ev.region,
+                        agent_replies: 0,
+                        first_reply_seen: false,
+                        ever_resolved: false,
+                        resolved: false,
+                        last_seen: t,
+                    }
                 });
             }
             Body::TicketReplied {
@@ -218,8 +249,8 @@ impl Entities {
                 public,
                 agent,
             } => {
-                let Some(s) = self.tickets.get_mut(ticket) else {
-                    return Applied::Orphan;
+                let Some(s) = live(&mut self.tickets, before, &mut applied, ticket) else {
+                    return applied;
                 };
                 s.last_seen = s.last_seen.max(t);
                 if author == Author::Agent && public {
@@ -238,8 +269,8 @@ impl Entities {
                 }
             }
             Body::TicketResolved { ticket, agent } => {
-                let Some(s) = self.tickets.get_mut(ticket) else {
-                    return Applied::Orphan;
+                let Some(s) = live(&mut self.tickets, before, &mut applied, ticket) else {
+                    return applied;
                 };
                 s.last_seen = s.last_seen.max(t);
                 if !s.resolved {
@@ -258,8 +289,8 @@ impl Entities {
                 }
             }
             Body::TicketReopened { ticket } => {
-                let Some(s) = self.tickets.get_mut(ticket) else {
-                    return Applied::Orphan;
+                let Some(s) = live(&mut self.tickets, before, &mut applied, ticket) else {
+                    return applied;
                 };
                 s.last_seen = s.last_seen.max(t);
                 if s.resolved {
@@ -269,7 +300,7 @@ impl Entities {
             }
             Body::ChatRequested { chat } => {
                 emit.at(Kpi::ChatsRequested, [u, ev.region, u], Update::Count);
-                self.chats.insert_if_absent(chat, || ChatState {
+                start(&mut self.chats, before, &mut applied, chat, || ChatState {
                     requested_at: t,
                     region: ev.region,
                     joined: None,
@@ -278,8 +309,8 @@ impl Entities {
                 });
             }
             Body::ChatAgentJoined { chat, agent } => {
-                let Some(s) = self.chats.get_mut(chat) else {
-                    return Applied::Orphan;
+                let Some(s) = live(&mut self.chats, before, &mut applied, chat) else {
+                    return applied;
                 };
                 s.last_seen = s.last_seen.max(t);
                 if s.joined.is_none() && !s.ended {
@@ -304,8 +335,8 @@ impl Entities {
                 }
             }
             Body::ChatEnded { chat } => {
-                let Some(s) = self.chats.get_mut(chat) else {
-                    return Applied::Orphan;
+                let Some(s) = live(&mut self.chats, before, &mut applied, chat) else {
+                    return applied;
                 };
                 s.last_seen = s.last_seen.max(t);
                 if !s.ended {
@@ -360,19 +391,21 @@ impl Entities {
                 let dims = [ev.channel, ev.region, u];
                 emit.at(Kpi::CheckoutsStarted, dims, Update::Count);
                 emit.at(Kpi::CheckoutConversionRate, dims, Update::Count);
-                let started = self.carts.insert_if_absent(checkout, || CartState {
-                    channel: ev.channel,
-                    region: ev.region,
-                    outcome: CartOutcome::Pending,
-                    last_seen: t,
+                let started = start(&mut self.carts, before, &mut applied, checkout, || {
+                    CartState {
+                        channel: ev.channel,
+                        region: ev.region,
+                        outcome: CartOutcome::Pending,
+                        last_seen: t,
+                    }
                 });
                 if started {
                     timers.push((t.saturating_add(rules.cart_abandon_after), checkout));
                 }
             }
             Body::CheckoutCompleted { checkout, value } => {
-                let Some(s) = self.carts.get_mut(checkout) else {
-                    return Applied::Orphan;
+                let Some(s) = live(&mut self.carts, before, &mut applied, checkout) else {
+                    return applied;
                 };
                 s.last_seen = s.last_seen.max(t);
                 let dims = [ev.channel, ev.region, u];
@@ -390,20 +423,25 @@ impl Entities {
                 }
             }
             Body::SubscriptionStarted { subscription } => {
-                let started =
-                    self.subscriptions
-                        .insert_if_absent(subscription, || SubscriptionState {
-                            region: ev.region,
-                            active: true,
-                            last_seen: t,
-                        });
+                let started = start(
+                    &mut self.subscriptions,
+                    before,
+                    &mut applied,
+                    subscription,
+                    || SubscriptionState {
+                        region: ev.region,
+                        active: true,
+                        last_seen: t,
+                    },
+                );
                 if started {
                     base.change(clock, ev.region, 1);
                 }
             }
             Body::SubscriptionRenewed { subscription } => {
-                let Some(s) = self.subscriptions.get_mut(subscription) else {
-                    return Applied::Orphan;
+                let Some(s) = live(&mut self.subscriptions, before, &mut applied, subscription)
+                else {
+                    return applied;
                 };
                 s.last_seen = s.last_seen.max(t);
                 if s.active {
@@ -411,8 +449,9 @@ impl Entities {
                 }
             }
             Body::SubscriptionCancelled { subscription } => {
-                let Some(s) = self.subscriptions.get_mut(subscription) else {
-                    return Applied::Orphan;
+                let Some(s) = live(&mut self.subscriptions, before, &mut applied, subscription)
+                else {
+                    return applied;
                 };
                 s.last_seen = s.last_seen.max(t);
                 if s.active {
@@ -424,7 +463,7 @@ impl Entities {
                 }
             }
         }
-        Applied::Ok
+        applied
     }
 
     /// Fires a cart timer: a cart still pending is abandoned, observed at `due`.
@@ -440,20 +479,6 @@ impl Entities {
                     update: Update::Hit(true),
                 });
             }
-        }
-    }
-
-    /// Drops the state `body` names if it has been idle since before
-    /// `before` (the processing clock minus the TTL), as a sweep at this
-    /// moment would. Called before every event is applied. Returns whether
-    /// it dropped one.
-    pub fn expire(&mut self, body: &Body, before: Micros) -> bool {
-        match Named::by(body) {
-            Some(Named::Ticket(id)) => expire_in(&mut self.tickets, id, before),
-            Some(Named::Chat(id)) => expire_in(&mut self.chats, id, before),
-            Some(Named::Cart(id)) => expire_in(&mut self.carts, id, before),
-            Some(Named::Subscription(id)) => expire_in(&mut self.subscriptions, id, before),
-            None => false,
         }
     }
 

@@ -36,7 +36,7 @@ use crate::time::Micros;
 use accum::Update;
 use churn::SubscriptionBase;
 use dedup::Dedup;
-use entities::{Applied, CartTimer, Entities, KpiRules};
+use entities::{CartTimer, Entities, KpiRules};
 use kpi::{Dim, Kpi};
 use queue::TimeQueue;
 use serde::{Deserialize, Serialize};
@@ -351,21 +351,19 @@ impl Engine {
         let mut obs = std::mem::take(&mut self.scratch.obs);
         let mut timers = std::mem::take(&mut self.scratch.timers);
         let now = self.clock.max(event.ts);
+        // State idle for the TTL is dropped before the event is applied.
         let before = now.saturating_sub(self.settings.entity_ttl);
-        if self.entities.expire(&event.body, before) {
-            self.counters.evicted_entities += 1;
-        }
         let applied = self.entities.apply(
             event,
             now,
+            before,
             &self.settings.rules,
             &mut self.base,
             &mut obs,
             &mut timers,
         );
-        if applied == Applied::Orphan {
-            self.counters.orphans += 1;
-        }
+        self.counters.evicted_entities += u64::from(applied.expired);
+        self.counters.orphans += u64::from(applied.orphan);
         for (due, checkout) in timers.drain(..) {
             if due < self.clock {
                 // Already due (a very late start): fires at once.

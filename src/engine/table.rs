@@ -387,6 +387,52 @@ impl<V: Clone> FpTable<V> {
         self.0.put(Some((id.into(), value)));
     }
 
+    /// The value under `id` unless `stale` holds for it, in which case it
+    /// is removed as if it had been swept before; and whether it was.
+    /// One probe for both.
+    #[inline]
+    pub fn get_fresh_mut(
+        &mut self,
+        id: Fp,
+        stale: impl FnOnce(&V) -> bool,
+    ) -> (Option<&mut V>, bool) {
+        let Ok(i) = self.0.probe(id) else {
+            return (None, false);
+        };
+        if self.0.slot(i).as_ref().is_some_and(|(_, v)| stale(v)) {
+            self.0.remove_at(i);
+            return (None, true);
+        }
+        (self.0.slot_mut(i).as_mut().map(|(_, v)| v), false)
+    }
+
+    /// Inserts `make()` under `id` unless `id` holds a value for which
+    /// `stale` is false; a stale value is replaced in its slot. Returns
+    /// whether it inserted, and whether it replaced a stale value.
+    #[inline]
+    pub fn insert_if_absent_or_stale(
+        &mut self,
+        id: Fp,
+        stale: impl FnOnce(&V) -> bool,
+        make: impl FnOnce() -> V,
+    ) -> (bool, bool) {
+        match self.0.probe(id) {
+            Ok(i) => {
+                let slot = self.0.slot_mut(i);
+                if slot.as_ref().is_some_and(|(_, v)| stale(v)) {
+                    *slot = Some((id.into(), make()));
+                    (true, true)
+                } else {
+                    (false, false)
+                }
+            }
+            Err(vacant) => {
+                self.0.insert_at(vacant, Some((id.into(), make())));
+                (true, false)
+            }
+        }
+    }
+
     /// Removes `id` if present and `pred` holds for its value; returns
     /// whether it removed it.
     #[inline]
@@ -488,6 +534,10 @@ mod tests {
     enum Op {
         Insert(Fp, u32),
         Remove(Fp),
+        /// `get_fresh_mut` with odd values stale.
+        Fresh(Fp),
+        /// `insert_if_absent_or_stale` with odd values stale.
+        Start(Fp, u32),
         RetainBelow(u32),
     }
 
@@ -497,7 +547,9 @@ mod tests {
         let id = prop_oneof![0u128..1500, any::<u128>()];
         let op = prop_oneof![
             12 => (id.clone(), any::<u32>()).prop_map(|(i, v)| Op::Insert(i, v)),
-            4 => id.prop_map(Op::Remove),
+            4 => id.clone().prop_map(Op::Remove),
+            3 => id.clone().prop_map(Op::Fresh),
+            3 => (id, any::<u32>()).prop_map(|(i, v)| Op::Start(i, v)),
             1 => any::<u32>().prop_map(Op::RetainBelow),
         ];
         proptest::collection::vec(op, 1..3000)
@@ -596,6 +648,30 @@ mod tests {
                         prop_assert_eq!(t.remove_if(id, odd), expect);
                         if expect {
                             m.remove(&id);
+                        }
+                    }
+                    Op::Fresh(id) => {
+                        let odd = |v: &u32| v % 2 == 1;
+                        let (got, stale) = t.get_fresh_mut(id, odd);
+                        let got = got.map(|v| *v);
+                        match m.get(&id).copied() {
+                            Some(v) if odd(&v) => {
+                                prop_assert_eq!((got, stale), (None, true));
+                                m.remove(&id);
+                            }
+                            held => prop_assert_eq!((got, stale), (held, false)),
+                        }
+                    }
+                    Op::Start(id, v) => {
+                        let odd = |v: &u32| v % 2 == 1;
+                        let done = t.insert_if_absent_or_stale(id, odd, || v);
+                        match m.get(&id).copied() {
+                            None => prop_assert_eq!(done, (true, false)),
+                            Some(old) if odd(&old) => prop_assert_eq!(done, (true, true)),
+                            Some(_) => prop_assert_eq!(done, (false, false)),
+                        }
+                        if done.0 {
+                            m.insert(id, v);
                         }
                     }
                     Op::RetainBelow(x) => {
