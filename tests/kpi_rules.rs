@@ -1277,16 +1277,21 @@ fn orphans_are_counted_and_change_nothing() {
     assert_eq!(out.counters.invalid, 0);
 }
 
+/// A 1h entity TTL, 10-minute tumbling windows, the overall group only.
+fn one_hour_ttl() -> cxpulse::config::Config {
+    cxpulse::config::Config::from_toml(
+        "[engine]\nentity_ttl = \"1h\"\nwindows = [ { size = \"10m\", step = \"10m\" } ]\ngrouping_sets = [[]]\n",
+    )
+    .unwrap()
+}
+
 /// Entity TTL (README, "Entity TTL"): state idle for longer than
 /// `entity_ttl` is gone for the next event, whenever the last sweep ran.
 /// With a 1h TTL the sweeps run every 6 minutes of event time; t1's reply
 /// comes 90 s past its TTL, before any sweep could have dropped it.
 #[test]
 fn entity_idle_past_its_ttl_is_gone_for_the_next_event() {
-    let cfg = cxpulse::config::Config::from_toml(
-        "[engine]\nentity_ttl = \"1h\"\nwindows = [ { size = \"10m\", step = \"10m\" } ]\ngrouping_sets = [[]]\n",
-    )
-    .unwrap();
+    let cfg = one_hour_ttl();
     let mut ev = Events::new();
     for id in ["t1", "t2"] {
         ev.add(
@@ -1329,10 +1334,7 @@ fn entity_idle_past_its_ttl_is_gone_for_the_next_event() {
 /// cart with its own abandonment timer, not the stale state continued.
 #[test]
 fn entity_started_again_after_its_ttl_starts_afresh() {
-    let cfg = cxpulse::config::Config::from_toml(
-        "[engine]\nentity_ttl = \"1h\"\nwindows = [ { size = \"10m\", step = \"10m\" } ]\ngrouping_sets = [[]]\n",
-    )
-    .unwrap();
+    let cfg = one_hour_ttl();
     let mut ev = Events::new();
     let ticket = json!({"ticket_id": "t1", "customer_id": "c", "channel": "email"});
     let cart = json!({"checkout_id": "k", "customer_id": "c"});
