@@ -4,8 +4,8 @@
 //! this is the only place that knows what an event means for a KPI, one
 //! small rule per event type. Events naming an entity with no state are
 //! orphans. State idle for the TTL is gone: an event naming it finds no
-//! state ([`Entities::expire`], checked before every event, so the answer
-//! never depends on when the last sweep ran), and [`Entities::evict`]
+//! state (checked as [`Entities::apply`] looks it up, so the answer never
+//! depends on when the last sweep ran), and [`Entities::evict`]
 //! sweeps it out of memory now and then.
 
 use super::accum::Update;

@@ -494,7 +494,7 @@ impl Engine {
     /// about a tenth of it, and a short dedup horizon does not sweep every
     /// entity every second. Results do not depend on when sweeps run: dedup
     /// compares event times, idle entities are dropped before their next
-    /// event ([`Entities::expire`]), and the churn base keeps every change
+    /// event ([`Entities::apply`] checks the TTL), and the churn base keeps every change
     /// a window can still ask about.
     fn collect_garbage(&mut self) {
         let clock = self.clock;

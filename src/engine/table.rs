@@ -292,10 +292,10 @@ fn huge_capacity<S>(size: usize) -> Vec<S> {
         return Vec::with_capacity(size);
     }
     let extra = HUGE_PAGE / std::mem::size_of::<S>().max(1) + 1;
-    let mut v: Vec<S> = Vec::with_capacity(size + extra);
+    let v: Vec<S> = Vec::with_capacity(size + extra);
     #[cfg(target_os = "linux")]
     {
-        let start = v.as_mut_ptr() as usize;
+        let start = v.as_ptr() as usize;
         let first = start.next_multiple_of(HUGE_PAGE);
         // The huge page holding the last slot ends within the capacity.
         let last = (start + bytes).next_multiple_of(HUGE_PAGE);
@@ -433,19 +433,6 @@ impl<V: Clone> FpTable<V> {
         }
     }
 
-    /// Removes `id` if present and `pred` holds for its value; returns
-    /// whether it removed it.
-    #[inline]
-    pub fn remove_if(&mut self, id: Fp, pred: impl FnOnce(&V) -> bool) -> bool {
-        match self.0.probe(id) {
-            Ok(i) if self.0.slot(i).as_ref().is_some_and(|(_, v)| pred(v)) => {
-                self.0.remove_at(i);
-                true
-            }
-            _ => false,
-        }
-    }
-
     pub fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
         self.0.retain(|s| s.as_ref().is_some_and(|(_, v)| keep(v)));
     }
@@ -533,7 +520,6 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Insert(Fp, u32),
-        Remove(Fp),
         /// `get_fresh_mut` with odd values stale.
         Fresh(Fp),
         /// `insert_if_absent_or_stale` with odd values stale.
@@ -547,7 +533,6 @@ mod tests {
         let id = prop_oneof![0u128..1500, any::<u128>()];
         let op = prop_oneof![
             12 => (id.clone(), any::<u32>()).prop_map(|(i, v)| Op::Insert(i, v)),
-            4 => id.clone().prop_map(Op::Remove),
             3 => id.clone().prop_map(Op::Fresh),
             3 => (id, any::<u32>()).prop_map(|(i, v)| Op::Start(i, v)),
             1 => any::<u32>().prop_map(Op::RetainBelow),
@@ -641,14 +626,6 @@ mod tests {
                         m.entry(id).or_insert(v);
                         *t.get_mut(id).unwrap() = v;
                         m.insert(id, v);
-                    }
-                    Op::Remove(id) => {
-                        let odd = |v: &u32| v % 2 == 1;
-                        let expect = m.get(&id).is_some_and(odd);
-                        prop_assert_eq!(t.remove_if(id, odd), expect);
-                        if expect {
-                            m.remove(&id);
-                        }
                     }
                     Op::Fresh(id) => {
                         let odd = |v: &u32| v % 2 == 1;
