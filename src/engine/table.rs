@@ -291,7 +291,8 @@ fn huge_capacity<S>(size: usize) -> Vec<S> {
     if bytes < 2 * HUGE_PAGE {
         return Vec::with_capacity(size);
     }
-    let extra = HUGE_PAGE / std::mem::size_of::<S>().max(1) + 1;
+    // Non-zero: a zero-sized slot has no bytes and returned above.
+    let extra = HUGE_PAGE / std::mem::size_of::<S>() + 1;
     let v: Vec<S> = Vec::with_capacity(size + extra);
     #[cfg(target_os = "linux")]
     {
