@@ -99,10 +99,17 @@ impl<T: Copy> TimeQueue<T> {
     }
 
     /// Makes the earliest bucket the (sorted) front if the front is empty.
+    #[inline]
     fn refill(&mut self) {
-        if !self.front.is_empty() {
-            return;
+        if self.front.is_empty() {
+            self.take_next_bucket();
         }
+    }
+
+    /// [`refill`](Self::refill)'s work, once per bucket: kept out of line
+    /// so that the per-item calls stay small enough to inline.
+    #[inline(never)]
+    fn take_next_bucket(&mut self) {
         let Some((bucket, mut entries)) = self.later.pop_first() else {
             return;
         };
@@ -135,6 +142,7 @@ impl<T: Copy> TimeQueue<T> {
     }
 
     /// Time of the earliest item.
+    #[inline]
     pub fn next_time(&mut self) -> Option<Micros> {
         self.refill();
         self.front.last().map(|e| e.t)
@@ -147,6 +155,7 @@ impl<T: Copy> TimeQueue<T> {
     }
 
     /// Pops the earliest item if its time is `t`.
+    #[inline]
     pub fn pop_at(&mut self, t: Micros) -> Option<T> {
         if self.next_time()? != t {
             return None;
