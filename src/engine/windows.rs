@@ -571,18 +571,23 @@ impl WindowState {
         } = *at;
         let step = self.spec.step;
         let size = self.spec.size;
-        let k = self.slot_of(obs.t);
-        let oldest_end = (k + 1) * step;
         // The common case for a window rolled up from a source, in order:
         // its slot is not rolled up yet (the source's pane takes the
         // observation), no fired window contains t, and the window to fire
-        // next ends no later than the first one containing t. Nothing to do.
+        // next ends no later than the first one containing t, `(k + 1) ·
+        // step` for t's slot k. Window ends are multiples of the step, so
+        // that is `next_fire - step <= t`, known before t's slot is.
+        // Nothing to do.
         if obs.t >= self.rolled_up_through
             && obs.t >= self.fired_through
-            && self.next_fire.is_some_and(|f| f <= oldest_end)
+            && self
+                .next_fire
+                .is_some_and(|f| f.saturating_sub(step) <= obs.t)
         {
             return false;
         }
+        let k = self.slot_of(obs.t);
+        let oldest_end = (k + 1) * step;
         // Windows containing t end at (k-j)·step + size for j in 0..m (m =
         // size / step), from newest_end down to oldest_end = (k+1)·step;
         // the fired ones are those with end <= fired_through.
