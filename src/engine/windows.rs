@@ -578,6 +578,9 @@ impl WindowState {
         // step` for t's slot k. Window ends are multiples of the step, so
         // that is `next_fire - step <= t`, known before t's slot is.
         // Nothing to do.
+        debug_assert!(self
+            .next_fire
+            .is_none_or(|f| f.rem_euclid(step) == 0 || f == Micros::MAX));
         if obs.t >= self.rolled_up_through
             && obs.t >= self.fired_through
             && self
