@@ -357,19 +357,6 @@ impl<V: Clone> FpTable<V> {
         self.0.slot_mut(i).as_mut().map(|(_, v)| v)
     }
 
-    /// Inserts `make()` under `id` unless `id` is present; returns whether
-    /// it inserted.
-    #[inline]
-    pub fn insert_if_absent(&mut self, id: Fp, make: impl FnOnce() -> V) -> bool {
-        match self.0.probe(id) {
-            Ok(_) => false,
-            Err(vacant) => {
-                self.0.insert_at(vacant, Some((id.into(), make())));
-                true
-            }
-        }
-    }
-
     /// The value under `id`, first inserting `make()` if `id` is absent.
     #[inline]
     pub fn get_or_insert_with(&mut self, id: Fp, make: impl FnOnce() -> V) -> &mut V {
@@ -621,7 +608,7 @@ mod tests {
                 match op {
                     Op::Insert(id, v) => {
                         prop_assert_eq!(
-                            t.insert_if_absent(id, || v),
+                            t.insert_if_absent_or_stale(id, |_| false, || v).0,
                             !m.contains_key(&id)
                         );
                         m.entry(id).or_insert(v);
