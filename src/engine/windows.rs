@@ -307,14 +307,19 @@ impl FiredRows {
         self.0.iter()
     }
 
+    /// Where `key` is (`Ok`), or where it would go (`Err`).
+    fn find(&self, key: &RowKey) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.cmp(key))
+    }
+
     fn get_mut(&mut self, key: &RowKey) -> Option<&mut FiredRow> {
-        let i = self.0.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+        let i = self.find(key).ok()?;
         Some(&mut self.0[i].1)
     }
 
     /// The row of `key`, made by `new` (in its place in key order) if absent.
     fn get_or_insert_with(&mut self, key: RowKey, new: impl FnOnce() -> FiredRow) -> &mut FiredRow {
-        let i = match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
+        let i = match self.find(&key) {
             Ok(i) => i,
             Err(i) => {
                 self.0.insert(i, (key, new()));
@@ -940,6 +945,47 @@ mod tests {
             prop_assert_eq!(PaneKey::unpack(a.pack()), a);
             prop_assert_eq!(a.pack().cmp(&b.pack()), a.cmp(&b));
         }
+    }
+
+    /// A fired window's rows are encoded as the `BTreeMap` they were, and
+    /// a row inserted later (a late observation's new group) takes its
+    /// place in key order.
+    #[test]
+    fn fired_rows_encode_as_the_map_they_were() {
+        let key = |kpi: usize, agent: u32| {
+            (
+                Kpi::ALL[kpi],
+                GroupKey {
+                    set: 3,
+                    values: [Sym(agent), Sym::UNKNOWN, Sym::UNKNOWN],
+                },
+            )
+        };
+        let row = |n: u64| FiredRow {
+            churn_base: n,
+            revision: Some(n as u32),
+            ..FiredRow::default()
+        };
+        let mut map: BTreeMap<RowKey, FiredRow> = BTreeMap::new();
+        for (i, &kpi) in [4usize, 0, 9, 2].iter().enumerate() {
+            for agent in [7u32, 1, 30] {
+                map.insert(key(kpi, agent), row(i as u64 * 100 + u64::from(agent)));
+            }
+        }
+        let bytes = postcard::to_stdvec(&map).unwrap();
+        let mut rows: FiredRows = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(postcard::to_stdvec(&rows).unwrap(), bytes);
+        assert_eq!(rows.get_mut(&key(9, 30)).map(|r| r.churn_base), Some(230));
+        assert!(rows.get_mut(&key(9, 2)).is_none());
+        rows.get_or_insert_with(key(9, 2), || row(999));
+        rows.get_or_insert_with(key(0, 7), || unreachable!("present"));
+        map.insert(key(9, 2), row(999));
+        assert_eq!(
+            postcard::to_stdvec(&rows).unwrap(),
+            postcard::to_stdvec(&map).unwrap()
+        );
+        let keys: Vec<RowKey> = rows.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, map.keys().copied().collect::<Vec<_>>());
     }
 
     /// A pane is encoded as the `HashMap<PaneKey, Acc>` it was before its
