@@ -48,8 +48,11 @@ profdata=$(find_profdata)
 if [ -z "$profdata" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
         echo "==> installing llvm-$llvm_major (llvm-profdata) with apt"
+        # Without an index yet (a fresh machine), update it and try again;
+        # a failure falls through to the error below (the log says why).
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q "llvm-$llvm_major" > "$target/apt.log" 2>&1 ||
-            { apt-get update -q > /dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "llvm-$llvm_major" > "$target/apt.log" 2>&1; }
+            { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "llvm-$llvm_major"; } >> "$target/apt.log" 2>&1 ||
+            echo "apt could not install llvm-$llvm_major: see $target/apt.log" >&2
         profdata=$(find_profdata)
     fi
 fi
@@ -101,9 +104,14 @@ bench=$(bench_bin "$stamp")
 
 echo "==> 2/3 training on seed 7 (the bench measures seed ${SEED:-42})"
 export LLVM_PROFILE_FILE=$profiles/cxpulse-%p-%m.profraw
-SEED=7 EVENTS=1000000 RUNS=1 PHASES=full "$bench" > "$target/train-bench.log"
-"$target/release/cxpulse" generate --seed 7 --rate 2000 --duration 5m --output "$target/train.jsonl" 2> /dev/null
-"$target/release/cxpulse" replay --input "$target/train.jsonl" --output /dev/null --dead-letter /dev/null 2> /dev/null
+# Each step's output goes to train.log: with `set -e`, a failing step
+# stops the script and the log says why.
+train_log=$target/train.log
+trap 'echo "error: training failed; see $train_log" >&2' ERR
+SEED=7 EVENTS=1000000 RUNS=1 PHASES=full "$bench" > "$train_log" 2>&1
+"$target/release/cxpulse" generate --seed 7 --rate 2000 --duration 5m --output "$target/train.jsonl" >> "$train_log" 2>&1
+"$target/release/cxpulse" replay --input "$target/train.jsonl" --output /dev/null --dead-letter /dev/null >> "$train_log" 2>&1
+trap - ERR
 unset LLVM_PROFILE_FILE
 "$profdata" merge -o "$target/cxpulse.profdata" "$profiles"/cxpulse-*.profraw
 rm -f "$target/train.jsonl"
