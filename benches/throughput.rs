@@ -16,8 +16,11 @@
 //!    channel, region, agent_id), including the end-of-input flush and
 //!    record building: the figure the target is about.
 //!
-//! `PHASES` (comma-separated, default all: `scan,decode,engine,full`)
-//! picks phases, e.g. `PHASES=full` to profile one phase alone.
+//! `PHASES` (comma-separated, default `scan,decode,engine,full`) picks
+//! phases, e.g. `PHASES=full` to profile one phase alone. One more,
+//! `steady`, runs only when asked for (about a minute and 1.7 GiB with
+//! the defaults): decode + engine after the engine's state has grown to a
+//! running service's size (see [`steady`]).
 //!
 //! Each phase runs `RUNS` times (default 3) on the same input; prints the
 //! best run's events/s (and the worst run's time) and the ratios. A bench binary
@@ -254,5 +257,88 @@ fn main() {
         "ratios: decode/scan {:.1}x slower, (decode + engine)/decode {:.2}x slower",
         decode / scan,
         full / decode
+    );
+
+    if phases.split(',').any(|p| p.trim() == "steady") {
+        steady(events, rate, seed, runs, &settings);
+    }
+}
+
+/// The `steady` phase: decode + engine once the engine's state has
+/// reached the size a running service keeps. The phases above start from
+/// an empty engine, and 1M events at 2,000 events/s are 500 s of event
+/// time, a seventh of the default dedup horizon: the tables are small and
+/// still growing. Here the engine first takes `WARMUP` seconds of event
+/// time (default: the dedup horizon plus the allowed lateness, so the
+/// dedup table is full and evicting), untimed; then `RUNS` consecutive
+/// slices of `EVENTS` events of the same stream are each read into memory
+/// (untimed) and decoded and processed (timed), with no end-of-input
+/// flush (a running service has none).
+fn steady(
+    events: usize,
+    rate: f64,
+    seed: u64,
+    runs: usize,
+    settings: &cxpulse::engine::EngineSettings,
+) {
+    let warmup_s: f64 = env(
+        "WARMUP",
+        ((settings.dedup_horizon + settings.allowed_lateness) / 1_000_000) as f64,
+    );
+    let warmup = (warmup_s * rate) as usize;
+    let total = warmup + events * runs;
+    let opts = GenerateOptions {
+        seed,
+        rate,
+        duration_ms: ((total as f64 / rate) * 1000.0) as i64 + 1,
+        ..GenerateOptions::default()
+    };
+    let mut stream = Generator::new(opts);
+    let mut engine = Engine::new(settings.clone());
+    let mut ahead = Lookahead::default();
+    let mut out = Vec::new();
+    let t = Instant::now();
+    for rec in stream.by_ref().take(warmup) {
+        let _ = ahead.ingest(&mut engine, 0, rec.payload.as_bytes(), 0, &mut out);
+        out.clear();
+    }
+    println!(
+        "steady: warmed up on {warmup} events ({warmup_s} s of event time, {:.1} s incl. generating)",
+        t.elapsed().as_secs_f64()
+    );
+    let mut times = Vec::new();
+    let mut slice: Vec<u8> = Vec::with_capacity(events * 160);
+    for _ in 0..runs {
+        slice.clear();
+        let mut n = 0usize;
+        for rec in stream.by_ref().take(events) {
+            slice.extend_from_slice(rec.payload.as_bytes());
+            slice.push(b'\n');
+            n += 1;
+        }
+        let before = minor_faults();
+        let t = Instant::now();
+        for line in slice.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let _ = ahead.ingest(&mut engine, 0, line, 0, &mut out);
+            out.clear();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "  slice of {n} events: {:.0} events/s ({secs:.3} s, page faults {})",
+            n as f64 / secs,
+            minor_faults() - before
+        );
+        times.push((n, secs));
+    }
+    let best = times.iter().map(|(n, s)| *n as f64 / s).fold(0.0, f64::max);
+    let worst = times
+        .iter()
+        .map(|(n, s)| *n as f64 / s)
+        .fold(f64::INFINITY, f64::min);
+    let c = engine.counters();
+    println!(
+        "decode + engine, steady: {best:.0} events/s best of {runs} slices, worst {worst:.0} \
+         (accepted {}, duplicates {}, late {}, invalid {} in all)",
+        c.accepted, c.duplicates, c.late, c.invalid
     );
 }
