@@ -66,6 +66,23 @@ fn huge_page_mib() -> u64 {
         .map_or(0, |kib| kib / 1024)
 }
 
+/// The non-empty lines of `input`, found with memchr as `replay`'s reader
+/// (input::JsonLines) does.
+fn lines_of(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = input;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = &rest[(end + 1).min(rest.len())..];
+        if !line.is_empty() {
+            return Some(line);
+        }
+    })
+}
+
 /// Smallest and largest of `v`.
 fn span(v: &[f64]) -> (f64, f64) {
     v.iter()
@@ -149,21 +166,7 @@ fn main() {
         );
         best
     };
-    // Lines found with memchr, as `replay`'s reader (input::JsonLines) does.
-    let lines = || {
-        let mut rest = &input[..];
-        std::iter::from_fn(move || loop {
-            if rest.is_empty() {
-                return None;
-            }
-            let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-            let line = &rest[..end];
-            rest = &rest[(end + 1).min(rest.len())..];
-            if !line.is_empty() {
-                return Some(line);
-            }
-        })
-    };
+    let lines = || lines_of(&input);
 
     let mut times = Vec::new();
     for _ in 0..phase_runs("scan") {
@@ -318,7 +321,7 @@ fn steady(
         }
         let before = minor_faults();
         let t = Instant::now();
-        for line in slice.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        for line in lines_of(&slice) {
             let _ = ahead.ingest(&mut engine, 0, line, 0, &mut out);
             out.clear();
         }
