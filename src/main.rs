@@ -155,7 +155,7 @@ fn main() -> ExitCode {
                     e.downcast_ref::<ReplayError>(),
                     Some(ReplayError::Config(_))
                 );
-            eprintln!("cxpulse: {e:#}");
+            eprintln!("cxpulse: {}", error_message(&e));
             if config_error {
                 ExitCode::from(2)
             } else {
@@ -163,6 +163,26 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes, joined with `: ` as anyhow's `{:#}` does,
+/// each cause once. cxpulse's library errors carry their cause in their
+/// own message (they are logged by themselves) and also return it as
+/// their `source()`, so the plain chain printed it twice ("reading x: No
+/// such file or directory: No such file or directory").
+fn error_message(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -324,4 +344,31 @@ fn generate_to_kafka(
         "generated into Kafka"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_message;
+    use anyhow::Context;
+
+    #[test]
+    fn an_error_message_names_each_cause_once() {
+        let missing = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        // A library error that carries its cause in its message and as its source.
+        let io = cxpulse::replay::ReplayError::Io {
+            what: "reading",
+            path: "x.jsonl".into(),
+            source: missing(),
+        };
+        assert_eq!(
+            error_message(&anyhow::Error::new(io)),
+            "reading x.jsonl: no such file"
+        );
+        // A context over a cause that does not repeat it keeps both.
+        let plain: anyhow::Result<()> = Err(missing()).context("creating out.jsonl");
+        assert_eq!(
+            error_message(&plain.unwrap_err()),
+            "creating out.jsonl: no such file"
+        );
+    }
 }
