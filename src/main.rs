@@ -147,8 +147,18 @@ fn main() -> ExitCode {
         Err(_) => ("text".to_string(), "info".to_string()),
     };
     init_logging(cli.log_format.as_deref().unwrap_or(&format), &level);
+    let stdout = std::path::Path::new("-");
+    let writes_stdout = match &cli.command {
+        Some(Command::Replay { output, .. }) => output == stdout,
+        Some(Command::Generate(g)) => g.output.as_deref() == Some(stdout),
+        _ => false,
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`cxpulse replay --output - |
+        // head`): it asked for no more, so stop quietly, as `cat` or
+        // ripgrep do.
+        Err(e) if writes_stdout && is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let config_error = e.downcast_ref::<ConfigError>().is_some()
                 || matches!(
@@ -183,6 +193,15 @@ fn error_message(e: &anyhow::Error) -> String {
         message.push_str(&text);
     }
     message
+}
+
+/// Some cause of `e` is a write to a pipe whose reader has gone.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -350,6 +369,19 @@ fn generate_to_kafka(
 mod tests {
     use super::error_message;
     use anyhow::Context;
+
+    #[test]
+    fn a_closed_pipe_is_found_under_the_replay_error() {
+        let write = |kind| cxpulse::replay::ReplayError::Io {
+            what: "writing",
+            path: "-".into(),
+            source: std::io::Error::new(kind, "write failed"),
+        };
+        let closed = anyhow::Error::new(write(std::io::ErrorKind::BrokenPipe));
+        assert!(super::is_broken_pipe(&closed));
+        let full = anyhow::Error::new(write(std::io::ErrorKind::StorageFull));
+        assert!(!super::is_broken_pipe(&full));
+    }
 
     #[test]
     fn an_error_message_names_each_cause_once() {
