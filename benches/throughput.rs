@@ -333,11 +333,8 @@ fn steady(
         );
         times.push((n, secs));
     }
-    let best = times.iter().map(|(n, s)| *n as f64 / s).fold(0.0, f64::max);
-    let worst = times
-        .iter()
-        .map(|(n, s)| *n as f64 / s)
-        .fold(f64::INFINITY, f64::min);
+    let rates: Vec<f64> = times.iter().map(|(n, s)| *n as f64 / s).collect();
+    let (worst, best) = span(&rates);
     let c = engine.counters();
     println!(
         "decode + engine, steady: {best:.0} events/s best of {runs} slices, worst {worst:.0} \
