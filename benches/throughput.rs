@@ -11,7 +11,7 @@
 //! 3. `engine only` – the engine on events decoded beforehand (each next
 //!    event's dedup slot prefetched, as `replay` does);
 //! 4. `decode + engine` – decode + the full engine, fed as `replay` feeds
-//!    it (one event ahead, `engine::lookahead`), with the default
+//!    it (decoding ahead in batches, `engine::lookahead`), with the default
 //!    configuration (windows 5m/1m, 1h/5m, 24h/1h; grouping sets [],
 //!    channel, region, agent_id), including the end-of-input flush and
 //!    record building: the figure the target is about.

@@ -286,8 +286,8 @@ impl Engine {
     }
 
     /// Starts loading the table slot `event` will probe first (its dedup
-    /// entry), so that a caller that decodes one event ahead overlaps that
-    /// cache miss with the current event's work. Only a hint: results do
+    /// entry), so that a caller that decodes ahead overlaps that cache miss
+    /// with earlier events' work ([`lookahead`]). Only a hint: results do
     /// not depend on it.
     #[inline]
     pub fn prefetch(&self, event: &Event) {
