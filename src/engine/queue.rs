@@ -154,6 +154,12 @@ impl<T: Copy> TimeQueue<T> {
         self.front.last().map(|e| &e.item)
     }
 
+    /// Up to `n` of the earliest items, in order, as far as the front
+    /// bucket holds them (no bucket is sorted for them).
+    pub fn peek_front_n(&self, n: usize) -> impl Iterator<Item = &T> {
+        self.front.iter().rev().take(n).map(|e| &e.item)
+    }
+
     /// Pops the earliest item if its time is `t`.
     #[inline]
     pub fn pop_at(&mut self, t: Micros) -> Option<T> {
