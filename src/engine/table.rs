@@ -6,10 +6,10 @@
 //! group and then the entry: two cache misses per probe, and no way to
 //! start a probe early. Here:
 //!
-//! - a slot is the whole entry (fingerprint and value), so a probe usually
-//!   costs one cache miss, and [`OpenTable::prefetch`] can start it early:
-//!   the engine prefetches the next event's slots while it works on the
-//!   current one;
+//! - a slot is the whole entry (fingerprint and value), so a probe reads
+//!   one or two cache lines, and [`OpenTable::prefetch`] can start both
+//!   early: the engine prefetches the slots of a batch of coming events
+//!   while it works on the ones before;
 //! - linear probing from the slot the fingerprint hashes to (its high bits,
 //!   [`fold`]), with the table at most 5/8 full, so a probe for an absent
 //!   id reads about 4 slots, mostly in one or two adjacent cache lines;
@@ -39,6 +39,21 @@ pub trait Slot: Clone {
 
 /// The smallest table allocated.
 const MIN_SLOTS: usize = 256;
+
+/// Starts loading the cache line `slot` starts in (see
+/// [`OpenTable::prefetch`]).
+#[inline]
+fn prefetch_slot<S>(slot: &S) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint to the cache; it never faults,
+    // does not change memory, and the address is that of a live slot.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((slot as *const S).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slot;
+}
 
 /// The probing, growth and deletion shared by every table (see the module
 /// docs).
@@ -74,24 +89,28 @@ impl<S: Slot> OpenTable<S> {
         (fold(id) >> shift) as usize
     }
 
-    /// Starts loading the cache line `id`'s probe begins with (a hint:
-    /// never faults, changes nothing).
+    /// Starts loading the cache lines `id`'s probe most likely reads: the
+    /// one its home slot starts in and the one after it (a probe reads
+    /// about two slots, which often cross into the next line). A hint:
+    /// never faults, changes nothing.
     #[inline]
     pub fn prefetch(&self, id: Fp) {
         if self.slots.is_empty() {
             return;
         }
-        let slot = &self.slots[self.home(id)];
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is only a hint to the cache; it never faults,
-        // does not change memory, and the address is that of a live slot.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>((slot as *const S).cast());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = slot;
+        let home = self.home(id);
+        let next = (home + Self::SLOTS_PER_LINE) & (self.slots.len() - 1);
+        prefetch_slot(&self.slots[home]);
+        prefetch_slot(&self.slots[next]);
     }
+
+    /// Slots in a cache line (at least one).
+    const SLOTS_PER_LINE: usize = if std::mem::size_of::<S>() >= 64 || std::mem::size_of::<S>() == 0
+    {
+        1
+    } else {
+        64 / std::mem::size_of::<S>()
+    };
 
     /// Where `id` is (`Ok`), or the vacant slot where its probe ended
     /// (`Err`; `usize::MAX` while the table is empty).
