@@ -9,7 +9,8 @@
 //!    reader does (the floor of any reader);
 //! 2. `decode` – parsing and validating every line into an `Event`;
 //! 3. `engine only` – the engine on events decoded beforehand (each next
-//!    event's dedup slot prefetched, as `replay` does);
+//!    event's dedup slot prefetched one event ahead; `replay` prefetches
+//!    in batches, see `engine::lookahead`);
 //! 4. `decode + engine` – decode + the full engine, fed as `replay` feeds
 //!    it (decoding ahead in batches, `engine::lookahead`), with the default
 //!    configuration (windows 5m/1m, 1h/5m, 24h/1h; grouping sets [],
@@ -89,8 +90,10 @@ fn span(v: &[f64]) -> (f64, f64) {
         .fold((f64::INFINITY, 0.0), |(lo, hi), x| (lo.min(*x), hi.max(*x)))
 }
 
-/// The engine phase's timed part: every event, one ahead as `replay`
-/// feeds them (engine::lookahead), then the end-of-input flush; returns
+/// The engine phase's timed part: every event, its next one's dedup slot
+/// prefetched (`replay` prefetches batches of 16, engine::lookahead; this
+/// phase keeps the simpler feed its earlier figures were measured with),
+/// then the end-of-input flush; returns
 /// when the flush began. Never inlined, so a profiler can count it alone:
 /// `valgrind --tool=callgrind --toggle-collect='throughput::engine_pass'`
 /// (with `PHASES=engine`).
