@@ -10,7 +10,7 @@
 //! probe also misses the TLB, and a prefetch waits for its page walk;
 //! prefetches issued together walk in parallel, where one prefetch per
 //! event (as this module first did) paid a whole walk per event. Measured
-//! in `PHASES=steady` of the throughput bench: +12-18% events/s (see
+//! in `PHASES=steady` of the throughput bench: +11-20% events/s (see
 //! `benches/HISTORY.md`).
 //!
 //! Results are the same as processing each input as it is decoded: only

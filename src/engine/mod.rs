@@ -128,8 +128,9 @@ pub struct Engine {
 
 /// Queued events whose entity slots are prefetched together, back to back,
 /// so that their TLB walks overlap (as the dedup slots' in
-/// [`lookahead`]): +5-8% events/s on the bench's steady phase over one
-/// prefetch per event.
+/// [`lookahead`]): +2-9% events/s on the bench's steady phase over one
+/// prefetch per event in two of three alternating rounds, even in the
+/// third.
 const PREFETCH_BATCH: usize = 16;
 
 /// Next sweep of each table, in event time.
